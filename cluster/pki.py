@@ -1,0 +1,231 @@
+"""Development PKI: a CA, the gateway's server certificate and one client certificate
+per tenant, made with `cryptography`. Private keys are written 0600.
+
+Production deployments bring certificates from their own CA; the gateway only needs the
+three PEM files that `GatewayTls` names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_VALIDITY = dt.timedelta(days=5 * 365)
+LEAF_VALIDITY = dt.timedelta(days=365)
+
+
+def spiffe_id(trust_domain: str, tenant: str) -> str:
+    return f"spiffe://{trust_domain}/tenant/{tenant}"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A certificate and its private key."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def write(self, cert_path: Path, key_path: Path) -> None:
+        cert_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cert_path.write_bytes(self.cert_pem)
+        write_secret(key_path, self.key_pem)
+
+    @classmethod
+    def read(cls, cert_path: Path, key_path: Path) -> Credential:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{key_path}: expected an EC private key")
+        return cls(x509.load_pem_x509_certificate(cert_path.read_bytes()), key)
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Write data to a file that only its owner can read, created 0600 from the start."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key, not_before: dt.datetime, lifetime
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + lifetime)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def create_ca(
+    common_name: str = "Confide development CA",
+    not_before: dt.datetime | None = None,
+    lifetime: dt.timedelta = CA_VALIDITY,
+) -> Credential:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        _builder(name, name, key.public_key(), not_before or _now(), lifetime)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Credential(cert, key)
+
+
+def _issue(
+    ca: Credential,
+    common_name: str,
+    sans: list[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+    not_before: dt.datetime | None,
+    lifetime: dt.timedelta,
+) -> Credential:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        _builder(subject, ca.cert.subject, key.public_key(), not_before or _now(), lifetime)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    return Credential(cert, key)
+
+
+def issue_server_cert(
+    ca: Credential,
+    hosts: list[str],
+    not_before: dt.datetime | None = None,
+    lifetime: dt.timedelta = LEAF_VALIDITY,
+) -> Credential:
+    """A TLS server certificate for host names and IP addresses (IP SANs for IPs)."""
+    sans: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    return _issue(ca, hosts[0], sans, ExtendedKeyUsageOID.SERVER_AUTH, not_before, lifetime)
+
+
+def issue_client_cert(
+    ca: Credential,
+    tenant: str,
+    trust_domain: str,
+    not_before: dt.datetime | None = None,
+    lifetime: dt.timedelta = LEAF_VALIDITY,
+) -> Credential:
+    """A client certificate whose SPIFFE URI SAN (and CN) name the tenant."""
+    sans: list[x509.GeneralName] = [
+        x509.UniformResourceIdentifier(spiffe_id(trust_domain, tenant))
+    ]
+    return _issue(ca, tenant, sans, ExtendedKeyUsageOID.CLIENT_AUTH, not_before, lifetime)
+
+
+def default_server_hosts() -> list[str]:
+    hosts = ["localhost", "127.0.0.1", "::1"]
+    hostname = socket.gethostname()
+    if hostname and hostname not in hosts:
+        hosts.append(hostname)
+    return hosts
+
+
+@dataclass(frozen=True)
+class DevPki:
+    """The development PKI's files under <state_dir>/pki."""
+
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "server.key"
+
+    def client_cert(self, tenant: str) -> Path:
+        return self.root / "tenants" / f"{tenant}.pem"
+
+    def client_key(self, tenant: str) -> Path:
+        return self.root / "tenants" / f"{tenant}.key"
+
+    def ca(self) -> Credential:
+        return Credential.read(self.ca_cert, self.ca_key)
+
+    def issue_tenant(self, tenant: str, trust_domain: str) -> Path:
+        """Issue (or re-issue) a tenant's client certificate; returns its path."""
+        issue_client_cert(self.ca(), tenant, trust_domain).write(
+            self.client_cert(tenant), self.client_key(tenant)
+        )
+        return self.client_cert(tenant)
+
+    @classmethod
+    def ensure(
+        cls, state_dir: Path, tenants: list[str], trust_domain: str, hosts: list[str] | None = None
+    ) -> DevPki:
+        """Create whatever is missing: CA, server certificate, tenant certificates."""
+        pki = cls(state_dir / "pki")
+        pki.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(state_dir, 0o700)
+        if not pki.ca_cert.exists():
+            create_ca().write(pki.ca_cert, pki.ca_key)
+        ca = pki.ca()
+        if not pki.server_cert.exists():
+            issue_server_cert(ca, hosts or default_server_hosts()).write(
+                pki.server_cert, pki.server_key
+            )
+        for tenant in tenants:
+            if not pki.client_cert(tenant).exists():
+                pki.issue_tenant(tenant, trust_domain)
+        return pki

@@ -1,0 +1,124 @@
+"""Build the sample calls in examples/ reproducibly from real recorded speech.
+
+Sources (Debian packages, installed by `make setup`):
+- asterisk-core-sounds-en-wav: IVR/agent prompts, CC-BY-SA 3.0 (Digium, Allison Smith);
+  transcripts from asterisk-core-sounds-en's core-sounds-en.txt.gz.
+- pocketsphinx-testdata: LibriVox "Sense and Sensibility" excerpts, public domain.
+
+    python examples/make_samples.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from cluster.wavfile import Recording, read_wav, write_wav
+from serve.audio import Encoding, decode_pcm16, encode
+
+HERE = Path(__file__).resolve().parent
+ASTERISK = Path("/usr/share/asterisk/sounds/en")
+ASTERISK_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+RATE = 8000
+
+AGENT_PROMPTS = ["pls-hold-while-try", "agent-pass", "queue-youarenext"]
+# 0880 and 0890 are left out: tiny.en mishears "ill disposed" in both, even at 16 kHz.
+CUSTOMER_CLIPS = [
+    "sense_and_sensibility_01_austen_64kb-0870",
+    "sense_and_sensibility_01_austen_64kb-0920",
+    "sense_and_sensibility_01_austen_64kb-0930",
+]
+GAP_SECONDS = 0.8
+
+
+def _asterisk_texts() -> dict[str, str]:
+    texts = {}
+    for line in gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8"):
+        name, sep, text = line.partition(": ")
+        if sep and not line.startswith(";"):
+            texts[name.strip()] = text.strip()
+    return texts
+
+
+def _librivox_texts() -> dict[str, str]:
+    texts = {}
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        match = re.match(r"<s> (.*) </s> \((.*)\)", line.strip())
+        if match:
+            texts[match.group(2)] = match.group(1)
+    return texts
+
+
+def _pcm(path: Path) -> np.ndarray:
+    """A mono recording as int16 at 8 kHz (2:1 decimation with a low-pass for 16 kHz)."""
+    rec = read_wav(path)
+    pcm = decode_pcm16(rec.data, rec.encoding).astype(np.float32)
+    if rec.sample_rate == 16000:
+        n = np.arange(63) - 31
+        taps = np.sinc(n / 2) * np.kaiser(63, 8.0)
+        pcm = np.convolve(pcm, taps / taps.sum(), mode="same")[::2]
+    elif rec.sample_rate != RATE:
+        raise ValueError(f"{path}: unexpected rate {rec.sample_rate}")
+    return np.clip(pcm, -32768, 32767).astype(np.int16)
+
+
+def build_two_channel_call() -> None:
+    agent_texts, customer_texts = _asterisk_texts(), _librivox_texts()
+    turns = []  # (channel, pcm, text)
+    for prompt, clip in zip(AGENT_PROMPTS, CUSTOMER_CLIPS, strict=True):
+        turns.append((1, _pcm(ASTERISK / f"{prompt}.wav"), agent_texts[prompt]))
+        turns.append((0, _pcm(LIBRIVOX / f"{clip}.wav"), customer_texts[clip]))
+    gap = int(GAP_SECONDS * RATE)
+    total = gap + sum(len(pcm) + gap for _, pcm, _ in turns)
+    stereo = np.zeros((total, 2), dtype=np.int16)
+    position = gap
+    reference: dict[str, list[dict]] = {"customer": [], "agent": []}
+    for channel, pcm, text in turns:
+        stereo[position : position + len(pcm), channel] = pcm
+        role = "customer" if channel == 0 else "agent"
+        reference[role].append(
+            {"start_seconds": round(position / RATE, 3), "text": text}
+        )
+        position += len(pcm) + gap
+    name = "two_channel_mulaw_8k"
+    write_wav(
+        HERE / f"{name}.wav",
+        Recording(Encoding.MULAW, RATE, 2, encode(stereo.reshape(-1), Encoding.MULAW)),
+    )
+    meta = {
+        "description": "Two-channel 8 kHz G.711 mu-law call: channel 0 customer, channel 1 agent.",
+        "channels": ["customer", "agent"],
+        "sources": {
+            "agent": "asterisk-core-sounds-en-wav (CC-BY-SA 3.0): " + ", ".join(AGENT_PROMPTS),
+            "customer": "pocketsphinx-testdata LibriVox (public domain): "
+            + ", ".join(CUSTOMER_CLIPS),
+        },
+        "reference": reference,
+    }
+    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def build_mono_call() -> None:
+    clip = "sense_and_sensibility_01_austen_64kb-0880"
+    rec = read_wav(LIBRIVOX / f"{clip}.wav")
+    name = "mono_linear16_16k"
+    write_wav(HERE / f"{name}.wav", rec)
+    meta = {
+        "description": "One-channel 16 kHz 16-bit PCM recording (LibriVox, public domain).",
+        "channels": ["customer"],
+        "sources": {"customer": f"pocketsphinx-testdata: {clip}"},
+        "reference": {"customer": [{"start_seconds": 0.0, "text": _librivox_texts()[clip]}]},
+    }
+    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    build_two_channel_call()
+    build_mono_call()
+    for path in sorted(HERE.glob("*.wav")):
+        print(path.name, f"{read_wav(path).seconds:.1f} s")

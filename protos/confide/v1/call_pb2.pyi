@@ -1,0 +1,162 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AudioEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIO_ENCODING_UNSPECIFIED: _ClassVar[AudioEncoding]
+    AUDIO_ENCODING_LINEAR16: _ClassVar[AudioEncoding]
+    AUDIO_ENCODING_MULAW: _ClassVar[AudioEncoding]
+    AUDIO_ENCODING_ALAW: _ClassVar[AudioEncoding]
+
+class SpeakerRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPEAKER_ROLE_UNSPECIFIED: _ClassVar[SpeakerRole]
+    SPEAKER_ROLE_CUSTOMER: _ClassVar[SpeakerRole]
+    SPEAKER_ROLE_AGENT: _ClassVar[SpeakerRole]
+AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
+AUDIO_ENCODING_LINEAR16: AudioEncoding
+AUDIO_ENCODING_MULAW: AudioEncoding
+AUDIO_ENCODING_ALAW: AudioEncoding
+SPEAKER_ROLE_UNSPECIFIED: SpeakerRole
+SPEAKER_ROLE_CUSTOMER: SpeakerRole
+SPEAKER_ROLE_AGENT: SpeakerRole
+
+class AudioFormat(_message.Message):
+    __slots__ = ("encoding", "sample_rate_hertz", "channels", "language_code")
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HERTZ_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    encoding: AudioEncoding
+    sample_rate_hertz: int
+    channels: _containers.RepeatedCompositeFieldContainer[ChannelConfig]
+    language_code: str
+    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelConfig, _Mapping]]] = ..., language_code: _Optional[str] = ...) -> None: ...
+
+class ChannelConfig(_message.Message):
+    __slots__ = ("role",)
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    role: SpeakerRole
+    def __init__(self, role: _Optional[_Union[SpeakerRole, str]] = ...) -> None: ...
+
+class CallConfig(_message.Message):
+    __slots__ = ("call_id", "audio", "interim_results")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    audio: AudioFormat
+    interim_results: bool
+    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ...) -> None: ...
+
+class AudioChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class EndOfCall(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StreamCallRequest(_message.Message):
+    __slots__ = ("config", "audio", "end")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    config: CallConfig
+    audio: AudioChunk
+    end: EndOfCall
+    def __init__(self, config: _Optional[_Union[CallConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., end: _Optional[_Union[EndOfCall, _Mapping]] = ...) -> None: ...
+
+class WordInfo(_message.Message):
+    __slots__ = ("word", "start_seconds", "end_seconds", "probability")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    START_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    END_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    start_seconds: float
+    end_seconds: float
+    probability: float
+    def __init__(self, word: _Optional[str] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ..., probability: _Optional[float] = ...) -> None: ...
+
+class TranscriptSegment(_message.Message):
+    __slots__ = ("channel", "role", "text", "start_seconds", "end_seconds", "words", "is_final", "stability", "turn_index")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    START_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    END_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    IS_FINAL_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_FIELD_NUMBER: _ClassVar[int]
+    TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    role: SpeakerRole
+    text: str
+    start_seconds: float
+    end_seconds: float
+    words: _containers.RepeatedCompositeFieldContainer[WordInfo]
+    is_final: bool
+    stability: float
+    turn_index: int
+    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[SpeakerRole, str]] = ..., text: _Optional[str] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., turn_index: _Optional[int] = ...) -> None: ...
+
+class CallError(_message.Message):
+    __slots__ = ("code", "message", "error_id")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_ID_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    error_id: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., error_id: _Optional[str] = ...) -> None: ...
+
+class CallSummary(_message.Message):
+    __slots__ = ("audio_seconds", "final_segments", "turns")
+    AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    TURNS_FIELD_NUMBER: _ClassVar[int]
+    audio_seconds: float
+    final_segments: int
+    turns: int
+    def __init__(self, audio_seconds: _Optional[float] = ..., final_segments: _Optional[int] = ..., turns: _Optional[int] = ...) -> None: ...
+
+class StreamCallResponse(_message.Message):
+    __slots__ = ("call_id", "transcript", "error", "summary")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    transcript: TranscriptSegment
+    error: CallError
+    summary: CallSummary
+    def __init__(self, call_id: _Optional[str] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ..., summary: _Optional[_Union[CallSummary, _Mapping]] = ...) -> None: ...
+
+class TranscribeRequest(_message.Message):
+    __slots__ = ("call_id", "audio", "data")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    audio: AudioFormat
+    data: bytes
+    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class TranscribeResponse(_message.Message):
+    __slots__ = ("call_id", "segments", "summary")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    segments: _containers.RepeatedCompositeFieldContainer[TranscriptSegment]
+    summary: CallSummary
+    def __init__(self, call_id: _Optional[str] = ..., segments: _Optional[_Iterable[_Union[TranscriptSegment, _Mapping]]] = ..., summary: _Optional[_Union[CallSummary, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""Confide's Ray Serve application: the mTLS gateway and the transcriber."""

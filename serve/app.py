@@ -1,0 +1,46 @@
+"""The Confide Serve application, built from the one typed configuration.
+
+`build_app` is used by `confide up` and the tests; `app_builder` is the import path for
+`serve deploy` / `serve run` with a Serve config file (`confide serve-config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray.serve import Application
+
+from cluster.config import ConfideConfig, load_config
+from serve import gateway, transcriber
+from serve.server import TlsFiles
+
+APP_NAME = "confide"
+
+
+def tls_files(config: ConfideConfig) -> TlsFiles:
+    """The configured PEM files, or the development PKI (created if missing)."""
+    tls = config.gateway.tls
+    if tls.server_cert and tls.server_key and tls.client_ca:
+        return TlsFiles(tls.server_cert, tls.server_key, tls.client_ca)
+    from cluster.pki import DevPki
+
+    pki = DevPki.ensure(
+        config.state_path, [t.name for t in config.tenants], config.trust_domain
+    )
+    return TlsFiles(pki.server_cert, pki.server_key, pki.ca_cert)
+
+
+def build_app(config: ConfideConfig, tls: TlsFiles | None = None) -> Application:
+    whisper = transcriber.Transcriber.options(
+        **transcriber.serve_options(config.transcriber)
+    ).bind(config.transcriber)
+    return gateway.Gateway.options(**gateway.serve_options(config.gateway)).bind(
+        whisper, config, tls or tls_files(config)
+    )
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Serve config entry point: `args: {config: /path/to/confide.yaml}` (optional)."""
+    path = args.get("config")
+    return build_app(load_config(Path(path) if path else None))

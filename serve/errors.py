@@ -1,0 +1,40 @@
+"""Confide's exception hierarchy. Each error maps to one gRPC status code, and its
+message is written for clients: it never carries audio, transcript or prompt text.
+
+    ConfideError
+    ├── InvalidArgument      INVALID_ARGUMENT
+    ├── PermissionDenied     PERMISSION_DENIED
+    ├── Unauthenticated      UNAUTHENTICATED
+    ├── ResourceExhausted    RESOURCE_EXHAUSTED
+    └── EngineUnavailable    UNAVAILABLE
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ConfideError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+
+class InvalidArgument(ConfideError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PermissionDenied(ConfideError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(ConfideError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class ResourceExhausted(ConfideError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class EngineUnavailable(ConfideError):
+    """A model engine failed or is overloaded; the call itself goes on."""
+
+    code = grpc.StatusCode.UNAVAILABLE

@@ -1,0 +1,71 @@
+"""The gateway's gRPC server: mutual TLS only, CallService plus standard health."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from cluster.config import ConfideConfig
+from confide.v1 import call_pb2, call_pb2_grpc
+from serve.call_service import CallService
+from serve.call_session import Transcribe
+
+SERVICE_NAME = call_pb2.DESCRIPTOR.services_by_name["CallService"].full_name
+_ENVELOPE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of the gateway: its certificate and key, and the CA for client certs."""
+
+    server_cert: Path
+    server_key: Path
+    client_ca: Path
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.server_key.read_bytes(), self.server_cert.read_bytes())],
+            root_certificates=self.client_ca.read_bytes(),
+            require_client_auth=True,
+        )
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    service: CallService
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(config: ConfideConfig, tls: TlsFiles, transcribe: Transcribe) -> RunningServer:
+    """Start the mTLS server on config.gateway.host:port and return it with its bound
+    port (port 0 picks a free one). There is no plaintext port."""
+    max_message = config.gateway.max_recording_bytes + _ENVELOPE_BYTES
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message),
+            ("grpc.max_send_message_length", max_message),
+        ]
+    )
+    service = CallService(config, transcribe)
+    call_pb2_grpc.add_CallServiceServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{config.gateway.host}:{config.gateway.port}"
+    if ":" in config.gateway.host:
+        address = f"[{config.gateway.host}]:{config.gateway.port}"
+    port = server.add_secure_port(address, tls.server_credentials())
+    if port == 0:
+        raise RuntimeError(f"could not bind the gateway to {address}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, port, service, health_servicer)

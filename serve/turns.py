@@ -1,0 +1,127 @@
+"""Turn detection for one channel: VAD probabilities in, speaker turns out.
+
+A turn starts when a 32 ms window crosses the speech threshold and ends after
+`min_silence_ms` below the lower (hysteresis) threshold, or when it reaches
+`max_turn_seconds`. Turns keep `speech_pad_ms` of audio on both sides so word onsets
+survive; bursts shorter than `min_speech_ms` are dropped, never transcribed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cluster.config import VadConfig
+from serve.audio import MODEL_RATE
+from serve.vad import WINDOW_SAMPLES, VadStream
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A finished (or, for interims, growing) stretch of one channel's speech."""
+
+    index: int
+    start_sample: int
+    """Offset of audio[0] from the start of the call, in 16 kHz samples."""
+    audio: np.ndarray
+    """float32 mono at 16 kHz."""
+
+    @property
+    def start_seconds(self) -> float:
+        return self.start_sample / MODEL_RATE
+
+    @property
+    def end_seconds(self) -> float:
+        return (self.start_sample + len(self.audio)) / MODEL_RATE
+
+
+class TurnSegmenter:
+    def __init__(self, config: VadConfig) -> None:
+        ms = MODEL_RATE // 1000
+        self._threshold = config.threshold
+        self._negative_threshold = max(config.threshold - 0.15, 0.01)
+        self._min_silence = config.min_silence_ms * ms
+        self._pad = config.speech_pad_ms * ms
+        self._min_speech = config.min_speech_ms * ms
+        self._max_turn = int(config.max_turn_seconds * MODEL_RATE)
+        self._vad = VadStream()
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # call offset of _buffer[0]
+        self._position = 0  # call offset of the next VAD window
+        self._speech_start: int | None = None
+        self._speech_end = 0
+        self.turns_ended = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._speech_start is not None
+
+    @property
+    def speech_samples(self) -> int:
+        """Length of the current turn's speech so far (0 outside a turn)."""
+        return 0 if self._speech_start is None else self._position - self._speech_start
+
+    def feed(self, audio: np.ndarray) -> list[Turn]:
+        """Add 16 kHz audio; return the turns it completed."""
+        self._buffer = np.concatenate([self._buffer, audio])
+        turns = []
+        for probability in self._vad.process(audio):
+            window_start = self._position
+            self._position += WINDOW_SAMPLES
+            turn = self._step(float(probability), window_start)
+            if turn is not None:
+                turns.append(turn)
+        self._trim()
+        return turns
+
+    def growing_turn(self) -> Turn | None:
+        """The current turn's audio so far, for interim results."""
+        if self._speech_start is None:
+            return None
+        start = max(self._speech_start - self._pad, self._buffer_start)
+        return Turn(self.turns_ended, start, self._slice(start, self._position))
+
+    def flush(self) -> Turn | None:
+        """End of call: close the open turn, if any."""
+        if self._speech_start is None:
+            return None
+        return self._close(self._position)
+
+    def _step(self, probability: float, window_start: int) -> Turn | None:
+        if self._speech_start is None:
+            if probability >= self._threshold:
+                self._speech_start = window_start
+                self._speech_end = self._position
+            return None
+        if probability >= self._negative_threshold:
+            self._speech_end = self._position
+        if self._position - self._speech_start >= self._max_turn:
+            return self._close(self._position)
+        if self._position - self._speech_end >= self._min_silence:
+            return self._close(self._speech_end)
+        return None
+
+    def _close(self, speech_end: int) -> Turn | None:
+        speech_start, self._speech_start = self._speech_start, None
+        assert speech_start is not None
+        if speech_end - speech_start < self._min_speech:
+            return None
+        start = max(speech_start - self._pad, self._buffer_start)
+        end = min(speech_end + self._pad, self._buffer_start + len(self._buffer))
+        turn = Turn(self.turns_ended, start, self._slice(start, end))
+        self.turns_ended += 1
+        return turn
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        return self._buffer[start - self._buffer_start : end - self._buffer_start].copy()
+
+    def _trim(self) -> None:
+        """Keep only audio a turn may still need: the open turn, or the last pad."""
+        keep_from = self._position - self._pad
+        if self._speech_start is not None:
+            keep_from = self._speech_start - self._pad
+        drop = max(0, keep_from - self._buffer_start)
+        if drop:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
