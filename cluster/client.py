@@ -74,7 +74,9 @@ def transcode(recording: Recording, encoding: Encoding, sample_rate: int) -> Rec
         else:
             raise ValueError(f"cannot resample {recording.sample_rate} Hz to {sample_rate} Hz")
     stacked = np.clip(np.stack(channels, axis=1), -32768, 32767).astype(np.int16)
-    return Recording(encoding, sample_rate, recording.channels, encode(stacked.reshape(-1), encoding))
+    return Recording(
+        encoding, sample_rate, recording.channels, encode(stacked.reshape(-1), encoding)
+    )
 
 
 def call_requests(

@@ -99,9 +99,15 @@ def create_ca(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -158,9 +164,7 @@ def issue_client_cert(
     lifetime: dt.timedelta = LEAF_VALIDITY,
 ) -> Credential:
     """A client certificate whose SPIFFE URI SAN (and CN) name the tenant."""
-    sans: list[x509.GeneralName] = [
-        x509.UniformResourceIdentifier(spiffe_id(trust_domain, tenant))
-    ]
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(spiffe_id(trust_domain, tenant))]
     return _issue(ca, tenant, sans, ExtendedKeyUsageOID.CLIENT_AUTH, not_before, lifetime)
 
 

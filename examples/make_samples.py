@@ -38,10 +38,11 @@ GAP_SECONDS = 0.8
 
 def _asterisk_texts() -> dict[str, str]:
     texts = {}
-    for line in gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8"):
-        name, sep, text = line.partition(": ")
-        if sep and not line.startswith(";"):
-            texts[name.strip()] = text.strip()
+    with gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            name, sep, text = line.partition(": ")
+            if sep and not line.startswith(";"):
+                texts[name.strip()] = text.strip()
     return texts
 
 
@@ -81,9 +82,7 @@ def build_two_channel_call() -> None:
     for channel, pcm, text in turns:
         stereo[position : position + len(pcm), channel] = pcm
         role = "customer" if channel == 0 else "agent"
-        reference[role].append(
-            {"start_seconds": round(position / RATE, 3), "text": text}
-        )
+        reference[role].append({"start_seconds": round(position / RATE, 3), "text": text})
         position += len(pcm) + gap
     name = "two_channel_mulaw_8k"
     write_wav(

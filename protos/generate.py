@@ -1,7 +1,7 @@
 """Regenerate the committed Python stubs from the .proto files.
 
-    python protos/generate.py          # rewrite the stubs
-    python protos/generate.py --check  # exit 1 if the committed stubs are stale
+python protos/generate.py          # rewrite the stubs
+python protos/generate.py --check  # exit 1 if the committed stubs are stale
 """
 
 from __future__ import annotations

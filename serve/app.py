@@ -25,16 +25,14 @@ def tls_files(config: ConfideConfig) -> TlsFiles:
         return TlsFiles(tls.server_cert, tls.server_key, tls.client_ca)
     from cluster.pki import DevPki
 
-    pki = DevPki.ensure(
-        config.state_path, [t.name for t in config.tenants], config.trust_domain
-    )
+    pki = DevPki.ensure(config.state_path, [t.name for t in config.tenants], config.trust_domain)
     return TlsFiles(pki.server_cert, pki.server_key, pki.ca_cert)
 
 
 def build_app(config: ConfideConfig, tls: TlsFiles | None = None) -> Application:
-    whisper = transcriber.Transcriber.options(
-        **transcriber.serve_options(config.transcriber)
-    ).bind(config.transcriber)
+    whisper = transcriber.Transcriber.options(**transcriber.serve_options(config.transcriber)).bind(
+        config.transcriber
+    )
     return gateway.Gateway.options(**gateway.serve_options(config.gateway)).bind(
         whisper, config, tls or tls_files(config)
     )

@@ -228,7 +228,12 @@ class CallSession:
         return self._segment(channel, turn, result, is_final=False, stability=stability)
 
     def _segment(
-        self, channel: _Channel, turn: Turn, result: TurnTranscript, is_final: bool, stability: float
+        self,
+        channel: _Channel,
+        turn: Turn,
+        result: TurnTranscript,
+        is_final: bool,
+        stability: float,
     ) -> pb.StreamCallResponse:
         offset = turn.start_seconds
         return pb.StreamCallResponse(
@@ -253,4 +258,3 @@ class CallSession:
                 turn_index=turn.index,
             ),
         )
-

@@ -45,7 +45,9 @@ class RunningServer:
         await self.server.stop(grace)
 
 
-async def start_server(config: ConfideConfig, tls: TlsFiles, transcribe: Transcribe) -> RunningServer:
+async def start_server(
+    config: ConfideConfig, tls: TlsFiles, transcribe: Transcribe
+) -> RunningServer:
     """Start the mTLS server on config.gateway.host:port and return it with its bound
     port (port 0 picks a free one). There is no plaintext port."""
     max_message = config.gateway.max_recording_bytes + _ENVELOPE_BYTES

@@ -1,0 +1,225 @@
+"""The `confide` command line. Imports stay light: Ray and the models load only in the
+subcommands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from cluster.config import ConfideConfig, documented_defaults, load_config
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SAMPLE_CALL = EXAMPLES / "two_channel_mulaw_8k.wav"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="confide", description=__doc__)
+    parser.add_argument("--config", type=Path, help="YAML config (default: CONFIDE_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start (or join) a cluster and deploy Confide")
+    up.add_argument("--address", help="join this Ray cluster instead of starting one")
+    commands.add_parser("down", help="remove Confide and stop the cluster `up` started")
+
+    call = commands.add_parser("call", help="stream a recording to the gateway in real time")
+    _add_call_options(call)
+    call.add_argument("--target", help="gateway host:port (default: from `confide up`)")
+
+    demo = commands.add_parser(
+        "demo", help="embedded cluster, stream a sample call, print the transcript, stop"
+    )
+    _add_call_options(demo, file_required=False)
+
+    certs = commands.add_parser("certs", help="development PKI")
+    certs_commands = certs.add_subparsers(dest="certs_command", required=True)
+    issue = certs_commands.add_parser("issue", help="issue a tenant client certificate")
+    issue.add_argument("--tenant", required=True)
+
+    config = commands.add_parser("config", help="configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands.add_parser("defaults", help="print every field, documented, as YAML")
+    config_commands.add_parser("show", help="print the effective configuration")
+    commands.add_parser("serve-config", help="print a Serve config file for `serve deploy`")
+    return parser
+
+
+def _add_call_options(parser: argparse.ArgumentParser, file_required: bool = True) -> None:
+    parser.add_argument(
+        "file",
+        type=Path,
+        nargs=None if file_required else "?",
+        default=SAMPLE_CALL,
+        help="WAV recording: PCM16, mu-law or A-law; 1 or 2 channels",
+    )
+    parser.add_argument("--tenant", default=None, help="tenant certificate to use")
+    parser.add_argument("--encoding", choices=["mulaw", "alaw", "linear16"])
+    parser.add_argument("--rate", type=int, choices=[8000, 16000])
+    parser.add_argument(
+        "--roles", default=None, help="comma-separated channel roles (default customer,agent)"
+    )
+    parser.add_argument("--no-interim", action="store_true", help="finals only")
+    parser.add_argument("--fast", action="store_true", help="send as fast as possible")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    config = load_config(args.config)
+    handler = {
+        "up": _up,
+        "down": _down,
+        "call": _call,
+        "demo": _demo,
+        "certs": _certs,
+        "config": _config,
+        "serve-config": _serve_config,
+    }[args.command]
+    return handler(config, args)
+
+
+def _up(config: ConfideConfig, args: argparse.Namespace) -> int:
+    from cluster import lifecycle
+
+    state = lifecycle.up(config, args.address)
+    print(f"Confide is up. Gateway (mTLS gRPC): {config.gateway.host}:{state.gateway_port}")
+    print(f"Ray: {state.ray_address}  state: {config.state_path}")
+    return 0
+
+
+def _down(config: ConfideConfig, args: argparse.Namespace) -> int:
+    from cluster import lifecycle
+
+    print("Confide is down." if lifecycle.down(config) else "No cluster recorded; nothing to stop.")
+    return 0
+
+
+def _call(config: ConfideConfig, args: argparse.Namespace) -> int:
+    from cluster.lifecycle import ClusterState
+
+    target = args.target
+    if target is None:
+        state = ClusterState.load(config)
+        if state is None:
+            print("no cluster recorded: run `confide up` or pass --target", file=sys.stderr)
+            return 2
+        target = f"localhost:{state.gateway_port}"
+    return asyncio.run(_stream_and_print(config, args, target))
+
+
+def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
+    from cluster import lifecycle
+
+    config = config.with_overrides(gateway={"host": "127.0.0.1", "port": 0})
+    print("Starting an embedded Ray cluster and deploying Confide ...", flush=True)
+    with lifecycle.embedded(config) as port:
+        print(f"Gateway (mTLS gRPC) on 127.0.0.1:{port}. Streaming {args.file.name} ...\n")
+        status = asyncio.run(_stream_and_print(config, args, f"localhost:{port}"))
+        print("\nStopping the cluster.")
+    return status
+
+
+async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, target: str) -> int:
+    import grpc
+
+    from cluster.client import ROLE_NAMES, ClientTls, aio_channel, stream_call, transcode
+    from cluster.pki import DevPki
+    from cluster.scoring import word_error_rate
+    from cluster.wavfile import read_wav
+    from confide.v1 import call_pb2_grpc
+    from serve.audio import Encoding
+
+    recording = read_wav(args.file)
+    if args.encoding or args.rate:
+        encoding = Encoding(args.encoding) if args.encoding else recording.encoding
+        recording = transcode(recording, encoding, args.rate or recording.sample_rate)
+    roles = (args.roles or "customer,agent").split(",")[: recording.channels]
+    tenant = args.tenant or config.tenants[0].name
+    pki = DevPki(config.state_path / "pki")
+    tls = ClientTls(pki.ca_cert, pki.client_cert(tenant), pki.client_key(tenant))
+
+    def show(event, sent_seconds: float) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "transcript":
+            segment = event.transcript
+            label = "final  " if segment.is_final else f"interim {segment.stability:.2f}"
+            print(
+                f"[{sent_seconds:6.2f}s] {ROLE_NAMES.get(segment.role, '?'):8} {label:12} "
+                f"{segment.start_seconds:6.2f}-{segment.end_seconds:6.2f}  {segment.text}",
+                flush=True,
+            )
+        elif kind == "error":
+            print(f"[{sent_seconds:6.2f}s] error {event.error.code}: {event.error.message}")
+        elif kind == "summary":
+            s = event.summary
+            print(
+                f"\nsummary: {s.audio_seconds:.1f} s of audio, {s.turns} turns, "
+                f"{s.final_segments} final segments"
+            )
+
+    async with aio_channel(target, tls) as channel:
+        try:
+            result = await stream_call(
+                call_pb2_grpc.CallServiceStub(channel),
+                recording,
+                roles,
+                interim_results=not args.no_interim,
+                realtime=not args.fast,
+                on_event=show,
+            )
+        except grpc.aio.AioRpcError as error:
+            print(f"call failed: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    reference_file = args.file.with_suffix(".json")
+    if reference_file.exists():
+        reference = json.loads(reference_file.read_text())["reference"]
+        for index, role in enumerate(roles):
+            if role in reference:
+                text = " ".join(turn["text"] for turn in reference[role])
+                wer = word_error_rate(text, result.text(index))
+                print(f"word error rate, {role}: {wer:.1%}")
+    return 0
+
+
+def _certs(config: ConfideConfig, args: argparse.Namespace) -> int:
+    from cluster.pki import DevPki
+
+    names = [t.name for t in config.tenants]
+    pki = DevPki.ensure(config.state_path, names, config.trust_domain)
+    path = pki.issue_tenant(args.tenant, config.trust_domain)
+    print(f"certificate: {path}\nprivate key: {pki.client_key(args.tenant)} (0600)")
+    if args.tenant not in names:
+        print(f"note: add tenant {args.tenant!r} to `tenants` in the config to authorize it")
+    return 0
+
+
+def _config(config: ConfideConfig, args: argparse.Namespace) -> int:
+    import yaml
+
+    if args.config_command == "defaults":
+        print(documented_defaults(), end="")
+    else:
+        print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def _serve_config(config: ConfideConfig, args: argparse.Namespace) -> int:
+    import yaml
+
+    from cluster.lifecycle import SERVE_START_OPTIONS
+    from serve.app import APP_NAME
+
+    app_args = {"config": str(args.config.resolve())} if args.config else {}
+    document = {
+        **SERVE_START_OPTIONS,
+        "applications": [
+            {"name": APP_NAME, "import_path": "serve.app:app_builder", "args": app_args}
+        ],
+    }
+    print(yaml.safe_dump(document, sort_keys=False), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

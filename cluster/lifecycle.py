@@ -1,0 +1,152 @@
+"""Starting, deploying and stopping a Confide cluster.
+
+Two shapes: `embedded` runs a single-node Ray inside this process (the demo, the tests);
+`confide up` starts a detached head node with `ray start` (or joins `--address`) so the
+cluster outlives the command, and records where it is in <state_dir>/cluster.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cluster.config import ConfideConfig
+from serve.server import TlsFiles
+
+# Ray Serve's HTTP/gRPC proxies speak plaintext: Confide runs none, and the dashboard (if
+# enabled) listens on loopback only. The gateway's mTLS port is the one way in.
+SERVE_START_OPTIONS = {"proxy_location": "Disabled", "http_options": {"host": "127.0.0.1"}}
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    ray_address: str
+    gateway_port: int
+    started_ray: bool
+    """True when `confide up` started the Ray head itself (so `down` stops it)."""
+
+    @staticmethod
+    def path(config: ConfideConfig) -> Path:
+        return config.state_path / "cluster.json"
+
+    def save(self, config: ConfideConfig) -> None:
+        self.path(config).write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, config: ConfideConfig) -> ClusterState | None:
+        path = cls.path(config)
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+def _ray_init_options(config: ConfideConfig) -> dict:
+    options: dict = {
+        "include_dashboard": config.ray.include_dashboard,
+        "dashboard_host": "127.0.0.1",
+        "log_to_driver": False,
+        "logging_level": "WARNING",
+        "configure_logging": True,
+    }
+    if config.ray.num_cpus is not None:
+        options["num_cpus"] = config.ray.num_cpus
+    if config.ray.object_store_memory_bytes is not None:
+        options["object_store_memory"] = config.ray.object_store_memory_bytes
+    if config.ray.object_spilling_directory is not None:
+        options["object_spilling_directory"] = config.ray.object_spilling_directory
+    return options
+
+
+def deploy(config: ConfideConfig, tls: TlsFiles | None = None) -> int:
+    """Deploy the Serve application on the connected cluster; return the gateway port
+    once every deployment is healthy."""
+    from ray import serve
+
+    from serve.app import APP_NAME, build_app
+
+    serve.start(**SERVE_START_OPTIONS)
+    handle = serve.run(build_app(config, tls), name=APP_NAME, route_prefix=None)
+    return handle.port.remote().result()
+
+
+@contextlib.contextmanager
+def embedded(config: ConfideConfig, tls: TlsFiles | None = None) -> Iterator[int]:
+    """A single-node Ray cluster in this process with Confide deployed; yields the port."""
+    import ray
+    from ray import serve
+
+    ray.init(**_ray_init_options(config))
+    try:
+        yield deploy(config, tls)
+    finally:
+        with contextlib.suppress(Exception):
+            serve.shutdown()
+        ray.shutdown()
+
+
+def _ray_cli() -> str:
+    return str(Path(sys.executable).with_name("ray"))
+
+
+def up(config: ConfideConfig, address: str | None = None) -> ClusterState:
+    """Start (or join) a cluster, deploy, wait until healthy, record the state."""
+    import ray
+
+    address = address or config.ray.address
+    started_ray = address is None
+    if started_ray:
+        port = _free_port()
+        command = [
+            _ray_cli(),
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--disable-usage-stats",
+            f"--include-dashboard={str(config.ray.include_dashboard).lower()}",
+            "--dashboard-host=127.0.0.1",
+        ]
+        if config.ray.num_cpus is not None:
+            command.append(f"--num-cpus={config.ray.num_cpus}")
+        if config.ray.object_store_memory_bytes is not None:
+            command.append(f"--object-store-memory={config.ray.object_store_memory_bytes}")
+        if config.ray.object_spilling_directory is not None:
+            command.append(f"--object-spilling-directory={config.ray.object_spilling_directory}")
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        address = f"127.0.0.1:{port}"
+    ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+    try:
+        state = ClusterState(address, deploy(config), started_ray)
+    finally:
+        ray.shutdown()
+    state.save(config)
+    return state
+
+
+def down(config: ConfideConfig) -> bool:
+    """Delete the application and stop the Ray head if `up` started it."""
+    import ray
+    from ray import serve
+
+    state = ClusterState.load(config)
+    if state is None:
+        return False
+    with contextlib.suppress(Exception):
+        ray.init(address=state.ray_address, log_to_driver=False, logging_level="WARNING")
+        serve.shutdown()
+        ray.shutdown()
+    if state.started_ray:
+        subprocess.run([_ray_cli(), "stop"], check=False, stdout=subprocess.DEVNULL)
+    ClusterState.path(config).unlink(missing_ok=True)
+    return True
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
