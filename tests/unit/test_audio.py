@@ -1,0 +1,79 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from serve.audio import (
+    ALAW_TO_PCM,
+    MULAW_TO_PCM,
+    Encoding,
+    StreamDecoder,
+    Upsampler2x,
+    decode_pcm16,
+    encode,
+    encode_alaw,
+    encode_mulaw,
+)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop  # CPython's own G.711 codec (3.11), an independent reference
+
+ALL_PCM = np.arange(-32768, 32768, dtype=np.int16)
+
+
+def test_g711_decode_tables_match_cpython():
+    every_byte = bytes(range(256))
+    assert np.array_equal(MULAW_TO_PCM, np.frombuffer(audioop.ulaw2lin(every_byte, 2), "<i2"))
+    assert np.array_equal(ALAW_TO_PCM, np.frombuffer(audioop.alaw2lin(every_byte, 2), "<i2"))
+
+
+def test_g711_encoders_match_cpython_for_every_sample():
+    assert encode_mulaw(ALL_PCM) == audioop.lin2ulaw(ALL_PCM.tobytes(), 2)
+    assert encode_alaw(ALL_PCM) == audioop.lin2alaw(ALL_PCM.tobytes(), 2)
+
+
+@pytest.mark.parametrize("encoding", list(Encoding))
+def test_round_trip_error_is_within_quantisation(encoding):
+    tone = (8000 * np.sin(np.linspace(0, 200 * np.pi, 8000))).astype(np.int16)
+    decoded = decode_pcm16(encode(tone, encoding), encoding).astype(np.int32)
+    error = np.abs(decoded - tone)
+    assert error.max() <= (0 if encoding is Encoding.LINEAR16 else 256)
+
+
+def test_upsampler_passes_speech_band_and_rejects_images():
+    rate = 8000
+    t = np.arange(rate) / rate
+    for freq, expect_gain in ((1000, 1.0), (3000, 1.0)):
+        up = Upsampler2x().process(np.sin(2 * np.pi * freq * t).astype(np.float32))
+        steady = up[200:-200]
+        assert np.sqrt(2) * steady.std() == pytest.approx(expect_gain, abs=0.05)
+        spectrum = np.abs(np.fft.rfft(steady * np.hanning(len(steady))))
+        freqs = np.fft.rfftfreq(len(steady), 1 / 16000)
+        image = spectrum[np.argmin(np.abs(freqs - (8000 - freq)))]
+        assert image < spectrum.max() * 1e-3  # the 8 kHz mirror is > 60 dB down
+
+
+def test_stream_decoder_splits_channels_and_keeps_partial_frames():
+    left = np.full(160, 1000, dtype=np.int16)
+    right = np.full(160, -2000, dtype=np.int16)
+    interleaved = np.stack([left, right], axis=1).reshape(-1).tobytes()
+    decoder = StreamDecoder(Encoding.LINEAR16, 16000, 2)
+    first = decoder.decode(interleaved[:101])  # 25 frames and one odd byte
+    second = decoder.decode(interleaved[101:])
+    out_left = np.concatenate([first[0], second[0]])
+    out_right = np.concatenate([first[1], second[1]])
+    assert len(out_left) == len(out_right) == 160
+    assert np.allclose(out_left, 1000 / 32768) and np.allclose(out_right, -2000 / 32768)
+    assert decoder.seconds_decoded == pytest.approx(0.01)
+
+
+def test_8khz_input_comes_out_at_16khz():
+    decoder = StreamDecoder(Encoding.MULAW, 8000, 1)
+    (channel,) = decoder.decode(bytes(800))
+    assert len(channel) == 1600
+
+
+def test_unsupported_rate_is_refused():
+    with pytest.raises(ValueError, match="sample rate"):
+        StreamDecoder(Encoding.MULAW, 44100, 1)

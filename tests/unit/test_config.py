@@ -1,0 +1,57 @@
+import pytest
+from pydantic import ValidationError
+
+from cluster.config import DEFAULTS_FILE, ConfideConfig, documented_defaults, load_config
+
+
+def test_shipped_defaults_file_is_generated_from_the_model():
+    assert DEFAULTS_FILE.read_text() == documented_defaults(), (
+        "cluster/confide.yaml is stale: run `confide config defaults > cluster/confide.yaml`"
+    )
+    assert load_config(DEFAULTS_FILE) == ConfideConfig()
+
+
+def test_every_field_is_documented():
+    from pydantic import BaseModel
+
+    from cluster.config import AutoscalingConfig, TenantConfig
+
+    def walk(model: type[BaseModel]) -> None:
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no docstring"
+            nested = field.annotation
+            if isinstance(nested, type) and issubclass(nested, BaseModel):
+                walk(nested)
+
+    for model in (ConfideConfig, AutoscalingConfig, TenantConfig):
+        walk(model)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"gateway": {"max_chunk_bytes": 70000}},
+        {"gateway": {"port": 70000}},
+        {"tenants": []},
+        {"tenants": [{"name": "Bad Name"}]},
+        {"tenants": [{"name": "a"}, {"name": "a"}]},
+        {"transcriber": {"device": "cuda"}},
+        {"transcriber": {"autoscaling": {"min_replicas": 3, "max_replicas": 1}}},
+        {"gateway": {"tls": {"server_cert": "/x.pem"}}},
+        {"unknown_section": {}},
+    ],
+)
+def test_invalid_configs_are_rejected(data):
+    with pytest.raises(ValidationError):
+        ConfideConfig.model_validate(data)
+
+
+def test_file_then_environment(tmp_path, monkeypatch):
+    path = tmp_path / "confide.yaml"
+    path.write_text("gateway:\n  port: 6000\ntenants:\n  - name: acme\n")
+    monkeypatch.setenv("CONFIDE_CONFIG", str(path))
+    monkeypatch.setenv("CONFIDE_STATE_DIR", str(tmp_path / "state"))
+    config = load_config()
+    assert config.gateway.port == 6000
+    assert config.tenant_names == {"acme"}
+    assert config.state_path == tmp_path / "state"

@@ -1,0 +1,108 @@
+import subprocess
+import sys
+
+import pytest
+
+from cluster.scoring import normalize, word_error_rate
+from cluster.wavfile import Recording, WavError, read_wav, write_wav
+from confide.v1 import call_pb2 as pb
+from serve.audio import Encoding
+from serve.call_session import parse_setup
+from serve.errors import InvalidArgument
+from serve.local_agreement import InterimTracker, agreed_prefix
+from tests.conftest import ROOT
+
+
+def test_word_error_rate_normalises_case_punctuation_and_titles():
+    assert normalize("Mr. Dashwood, cold-hearted!") == ["mister", "dashwood", "cold", "hearted"]
+    assert word_error_rate("a b c d", "a x c") == pytest.approx(0.5)
+    assert word_error_rate("hello world", "Hello, world.") == 0.0
+
+
+def test_local_agreement_confirms_the_common_prefix():
+    assert agreed_prefix(["Please", "hold"], ["please", "hold,", "while"]) == 2
+    tracker = InterimTracker()
+    assert tracker.update("Please hold") == 0.0
+    assert tracker.update("Please hold while we") == pytest.approx(0.5)
+    tracker.reset()
+    assert tracker.update("Please") == 0.0
+
+
+@pytest.mark.parametrize("encoding", list(Encoding))
+def test_wav_round_trip(tmp_path, encoding):
+    width = encoding.sample_width
+    recording = Recording(encoding, 8000, 2, bytes(range(256)) * width * 2)
+    write_wav(tmp_path / "x.wav", recording)
+    assert read_wav(tmp_path / "x.wav") == recording
+
+
+@pytest.mark.parametrize("blob", [b"", b"RIFF\0\0\0\0WAVE", b"not a wav at all", b"RIFF" * 10])
+def test_malformed_wav_is_a_clear_error(tmp_path, blob):
+    (tmp_path / "bad.wav").write_bytes(blob)
+    with pytest.raises(WavError):
+        read_wav(tmp_path / "bad.wav")
+
+
+def _format(**changes) -> pb.AudioFormat:
+    fields = {
+        "encoding": pb.AUDIO_ENCODING_MULAW,
+        "sample_rate_hertz": 8000,
+        "channels": [pb.ChannelConfig(role=pb.SPEAKER_ROLE_CUSTOMER)],
+        "language_code": "en-US",
+    }
+    return pb.AudioFormat(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    ("call_id", "changes", "field"),
+    [
+        ("call-1", {"encoding": pb.AUDIO_ENCODING_UNSPECIFIED}, "encoding"),
+        ("call-1", {"sample_rate_hertz": 44100}, "sample rate"),
+        ("call-1", {"channels": []}, "channels"),
+        ("call-1", {"channels": [pb.ChannelConfig()] * 3}, "channels"),
+        ("call-1", {"language_code": "English please"}, "language_code"),
+        ("", {}, "call_id"),
+        ("x" * 129, {}, "call_id"),
+    ],
+)
+def test_parse_setup_rejects_bad_config(call_id, changes, field):
+    with pytest.raises(InvalidArgument, match=field):
+        parse_setup(call_id, _format(**changes), interim_results=False)
+
+
+def test_parse_setup_accepts_a_contact_center_call():
+    setup = parse_setup("c-1", _format(), interim_results=True)
+    assert (setup.encoding, setup.sample_rate, setup.language) == (Encoding.MULAW, 8000, "en")
+
+
+def test_generated_stubs_are_fresh():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "protos" / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_buf_lint_passes():
+    buf = ROOT / "protos" / "node_modules" / ".bin" / "buf"
+    assert buf.exists(), "buf is missing: run `make setup` (npm install)"
+    result = subprocess.run([str(buf), "lint"], cwd=ROOT / "protos", capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cli_and_protos_import_without_heavy_engines():
+    code = (
+        "import sys, cluster.cli, confide.v1.call_pb2_grpc, serve.call_session;"
+        "heavy = {'ray', 'faster_whisper', 'ctranslate2', 'torch', 'vllm'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_cli_prints_documented_defaults():
+    result = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "config", "defaults"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "max_chunk_bytes: 65536" in result.stdout
