@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cluster.config import ConfideConfig
+from cluster.pki import write_secret
 from serve.server import TlsFiles
 
 # Ray Serve's HTTP/gRPC proxies speak plaintext: Confide runs none, and the dashboard (if
@@ -41,6 +44,21 @@ class ClusterState:
     def load(cls, config: ConfideConfig) -> ClusterState | None:
         path = cls.path(config)
         return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+def use_ray_token_auth(config: ConfideConfig) -> dict[str, str]:
+    """Turn on Ray token authentication with a token kept 0600 in the state directory.
+
+    Ray reads these variables when it is imported and in every process it starts, so
+    they are set in the environment, before the first `import ray`."""
+    if "ray" in sys.modules:
+        raise RuntimeError("Ray token auth must be configured before `import ray`")
+    token_path = config.state_path / "ray_auth_token"
+    if not token_path.exists():
+        write_secret(token_path, secrets.token_hex(32).encode())
+    variables = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+    os.environ.update(variables)
+    return variables
 
 
 def _ray_init_options(config: ConfideConfig) -> dict:
@@ -75,6 +93,7 @@ def deploy(config: ConfideConfig, tls: TlsFiles | None = None) -> int:
 @contextlib.contextmanager
 def embedded(config: ConfideConfig, tls: TlsFiles | None = None) -> Iterator[int]:
     """A single-node Ray cluster in this process with Confide deployed; yields the port."""
+    use_ray_token_auth(config)
     import ray
     from ray import serve
 
@@ -93,6 +112,7 @@ def _ray_cli() -> str:
 
 def up(config: ConfideConfig, address: str | None = None) -> ClusterState:
     """Start (or join) a cluster, deploy, wait until healthy, record the state."""
+    use_ray_token_auth(config)
     import ray
 
     address = address or config.ray.address
@@ -128,12 +148,13 @@ def up(config: ConfideConfig, address: str | None = None) -> ClusterState:
 
 def down(config: ConfideConfig) -> bool:
     """Delete the application and stop the Ray head if `up` started it."""
-    import ray
-    from ray import serve
-
     state = ClusterState.load(config)
     if state is None:
         return False
+    use_ray_token_auth(config)
+    import ray
+    from ray import serve
+
     with contextlib.suppress(Exception):
         ray.init(address=state.ray_address, log_to_driver=False, logging_level="WARNING")
         serve.shutdown()

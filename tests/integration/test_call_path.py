@@ -31,12 +31,12 @@ ROLES = ["customer", "agent"]
 @pytest.fixture(scope="module")
 def gateway(test_pki, tmp_path_factory):
     """(target, Gateway handle) of a deployed Confide on an embedded Ray cluster."""
-    from ray import serve
-
-    from serve.app import APP_NAME
-
     config = call_path_config(tmp_path_factory.mktemp("state"))
     with lifecycle.embedded(config, test_pki.server) as port:
+        from ray import serve
+
+        from serve.app import APP_NAME
+
         yield f"localhost:{port}", serve.get_app_handle(APP_NAME)
 
 
