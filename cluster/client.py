@@ -86,7 +86,10 @@ def call_requests(
     interim_results: bool = False,
     chunk_ms: int = 20,
 ) -> Iterator[tuple[float, pb.StreamCallRequest]]:
-    """(seconds of audio sent before this request, request): config, chunks, end."""
+    """(call time at which the request is ready, request): config, chunks, end.
+
+    A live source has a chunk only once its last sample is captured, so each chunk is
+    ready at its end offset."""
     config = pb.CallConfig(
         call_id=call_id or uuid.uuid4().hex,
         audio=audio_format(recording, roles),
@@ -95,9 +98,9 @@ def call_requests(
     yield 0.0, pb.StreamCallRequest(config=config)
     step = recording.frame_bytes * recording.sample_rate * chunk_ms // 1000
     for start in range(0, len(recording.data), step):
-        seconds = start / recording.frame_bytes / recording.sample_rate
         chunk = recording.data[start : start + step]
-        yield seconds, pb.StreamCallRequest(audio=pb.AudioChunk(data=chunk))
+        ready = (start + len(chunk)) / recording.frame_bytes / recording.sample_rate
+        yield ready, pb.StreamCallRequest(audio=pb.AudioChunk(data=chunk))
     yield recording.seconds, pb.StreamCallRequest(end=pb.EndOfCall())
 
 

@@ -1,0 +1,45 @@
+# Confide: the two commands are `make demo` and `make test` (see README.md).
+# Each installs what it needs first: Debian packages, the npm tool for buf lint, and a
+# virtual environment pinned by constraints.txt.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.confide-installed
+
+.PHONY: setup demo test lint bench samples clean
+
+setup: $(STAMP) protos/node_modules/.bin/buf
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,load]"
+	touch $(STAMP)
+
+protos/node_modules/.bin/buf: protos/package.json
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	cd protos && npm install --no-audit --no-fund --silent
+	touch $@
+
+demo: setup
+	$(BIN)/confide demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m loadtests.bench
+
+samples: setup
+	apt-get install -y -qq asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata \
+		|| (apt-get update -qq && apt-get install -y -qq asterisk-core-sounds-en-wav \
+			asterisk-core-sounds-en pocketsphinx-testdata)
+	$(BIN)/python examples/make_samples.py
+
+clean:
+	rm -rf $(VENV) protos/node_modules .pytest_cache .ruff_cache

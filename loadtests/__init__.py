@@ -1,0 +1,1 @@
+"""Confide's Locust harness: one contact-center client user, one benchmark driver."""

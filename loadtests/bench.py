@@ -1,0 +1,255 @@
+"""The call benchmark: an embedded Confide cluster, Locust driving N concurrent live
+calls over mutual TLS, and a table of what it sustained.
+
+    python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim]
+
+Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
+factor (decode seconds per audio second), calls completed and refused, and CPU and RSS
+per Serve replica. Prints a table and writes summary.csv and latency.png under
+loadtests/results/<timestamp>/. Each N runs against the same warm cluster in one run,
+so rows compare side by side on this noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from cluster import lifecycle
+from cluster.config import ConfideConfig, load_config
+from cluster.pki import DevPki
+from cluster.wavfile import read_wav
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_RECORDING = HERE.parent / "examples" / "two_channel_mulaw_8k.wav"
+REPLICA_KINDS = ("Gateway", "Transcriber")
+
+
+@dataclass
+class Row:
+    calls: int
+    channels: int
+    finals: int
+    eot_final_p50_ms: float
+    eot_final_p95_ms: float
+    real_time_factor: float
+    calls_completed: int
+    calls_refused: int
+    sustained: bool
+    gateway_cpu_pct: float
+    gateway_rss_mb: float
+    transcriber_cpu_pct: float
+    transcriber_rss_mb: float
+
+
+class ReplicaMonitor:
+    """CPU (percent of one core, summed over replicas of a kind) and peak RSS."""
+
+    def __init__(self) -> None:
+        self._procs = {kind: self._find(kind) for kind in REPLICA_KINDS}
+        self._peak_rss = dict.fromkeys(REPLICA_KINDS, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _find(kind: str) -> list[psutil.Process]:
+        marker = f"ServeReplica:confide:{kind}"
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(marker in part for part in proc.info["cmdline"] or ()):
+                found.append(proc)
+        return found
+
+    def _cpu_seconds(self, kind: str) -> float:
+        total = 0.0
+        for proc in self._procs[kind]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            for kind, procs in self._procs.items():
+                rss = sum(p.memory_info().rss for p in procs)
+                self._peak_rss[kind] = max(self._peak_rss[kind], rss)
+
+    def __enter__(self) -> ReplicaMonitor:
+        self._started = time.monotonic()
+        self._cpu_start = {kind: self._cpu_seconds(kind) for kind in REPLICA_KINDS}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        elapsed = time.monotonic() - self._started
+        self.cpu_pct = {
+            kind: 100 * (self._cpu_seconds(kind) - self._cpu_start[kind]) / elapsed
+            for kind in REPLICA_KINDS
+        }
+        self.rss_mb = {kind: self._peak_rss[kind] / 2**20 for kind in REPLICA_KINDS}
+
+
+def transcriber_totals() -> tuple[float, float]:
+    """(audio seconds, decode seconds) summed over the transcriber replicas."""
+    from ray import serve
+
+    from serve.app import APP_NAME
+
+    handle = serve.get_deployment_handle("Transcriber", APP_NAME)
+    seen: dict[str, dict] = {}
+    for _ in range(20):
+        stats = handle.stats.remote().result()
+        seen[stats["replica"]] = stats
+    return (
+        sum(s["audio_seconds"] for s in seen.values()),
+        sum(s["decode_seconds"] for s in seen.values()),
+    )
+
+
+def _locust_row(stats_csv: Path, name: str) -> dict[str, str]:
+    with stats_csv.open() as f:
+        for row in csv.DictReader(f):
+            if row["Name"] == name:
+                return row
+    return {}
+
+
+def run_level(calls: int, target: str, tls_dir: Path, recording: Path, args, out: Path) -> Row:
+    prefix = out / f"locust_{calls}"
+    before = transcriber_totals()
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(HERE / "locustfile.py"),
+        "--headless",
+        "--only-summary",
+        "-u",
+        str(calls),
+        "-r",
+        str(calls),
+        "--run-time",
+        f"{args.run_time}s",
+        "--stop-timeout",
+        str(int(read_wav(recording).seconds) + 15),
+        "--host",
+        target,
+        "--csv",
+        str(prefix),
+        "--tls-dir",
+        str(tls_dir),
+        "--recording",
+        str(recording),
+        "--loglevel",
+        "WARNING",
+    ]
+    if args.interim:
+        command.append("--interim")
+    with ReplicaMonitor() as monitor:
+        subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    after = transcriber_totals()
+    stats_csv = Path(f"{prefix}_stats.csv")
+    finals = _locust_row(stats_csv, "end_of_turn_to_final")
+    call = _locust_row(stats_csv, "StreamCall")
+    completed = int(call.get("Request Count", 0)) - int(call.get("Failure Count", 0))
+    refused = int(call.get("Failure Count", 0))
+    audio, decode = after[0] - before[0], after[1] - before[1]
+    p95 = float(finals.get("95%", "nan") or "nan")
+    return Row(
+        calls=calls,
+        channels=calls * read_wav(recording).channels,
+        finals=int(finals.get("Request Count", 0)),
+        eot_final_p50_ms=float(finals.get("50%", "nan") or "nan"),
+        eot_final_p95_ms=p95,
+        real_time_factor=round(decode / audio, 4) if audio else float("nan"),
+        calls_completed=completed,
+        calls_refused=refused,
+        sustained=refused == 0 and completed > 0 and p95 <= args.p95_target_ms,
+        gateway_cpu_pct=round(monitor.cpu_pct["Gateway"], 1),
+        gateway_rss_mb=round(monitor.rss_mb["Gateway"], 1),
+        transcriber_cpu_pct=round(monitor.cpu_pct["Transcriber"], 1),
+        transcriber_rss_mb=round(monitor.rss_mb["Transcriber"], 1),
+    )
+
+
+def print_table(rows: list[Row]) -> None:
+    fields = list(asdict(rows[0]))
+    widths = [max(len(f), 8) for f in fields]
+    print("  ".join(f.rjust(w) for f, w in zip(fields, widths, strict=True)))
+    for row in rows:
+        values = [str(v) for v in asdict(row).values()]
+        print("  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True)))
+
+
+def plot(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot([r.channels for r in rows], [r.eot_final_p50_ms for r in rows], "o-", label="p50")
+    axis.plot([r.channels for r in rows], [r.eot_final_p95_ms for r in rows], "s-", label="p95")
+    axis.axhline(1000, color="grey", linestyle="--", label="1 s target")
+    axis.set_xlabel("live call channels")
+    axis.set_ylabel("end of turn -> final (ms)")
+    axis.set_title("Confide call benchmark")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", default="1,4,8,16", help="concurrent calls per level")
+    parser.add_argument("--run-time", type=int, default=90, help="seconds of new calls per level")
+    parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
+    parser.add_argument("--interim", action="store_true", help="ask for interim results")
+    parser.add_argument("--config", type=Path, help="Confide config for the cluster")
+    parser.add_argument("--p95-target-ms", type=float, default=1000.0)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+
+    out = args.out / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="confide-bench-") as state:
+        base: ConfideConfig = load_config(args.config) if args.config else ConfideConfig()
+        config = base.with_overrides(state_dir=state, gateway={"host": "127.0.0.1", "port": 0})
+        with lifecycle.embedded(config) as port:
+            pki = DevPki(config.state_path / "pki")
+            tenant = config.tenants[0].name
+            tls_dir = Path(state) / "client"
+            tls_dir.mkdir()
+            shutil.copy(pki.ca_cert, tls_dir / "ca.pem")
+            shutil.copy(pki.client_cert(tenant), tls_dir / "client.pem")
+            shutil.copy(pki.client_key(tenant), tls_dir / "client.key")
+            rows = []
+            for calls in (int(n) for n in args.calls.split(",")):
+                row = run_level(calls, f"localhost:{port}", tls_dir, args.recording, args, out)
+                rows.append(row)
+                print_table([row])
+    with (out / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    plot(rows, out / "latency.png")
+    print(f"\nConfide call benchmark ({args.recording.name}, interim={args.interim})")
+    print_table(rows)
+    print(f"\nwrote {out / 'summary.csv'} and {out / 'latency.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

