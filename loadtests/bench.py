@@ -4,8 +4,9 @@ calls over mutual TLS, and a table of what it sustained.
     python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim]
 
 Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
-factor (decode seconds per audio second), calls completed and refused, and CPU and RSS
-per Serve replica. Prints a table and writes summary.csv and latency.png under
+factor (decode seconds per audio second), calls completed and refused, CPU (percent of
+one core) and peak RSS per Serve deployment, the Locust process's CPU and the whole
+machine's CPU (200 % = both cores here). Prints a table and writes summary.csv and latency.png under
 loadtests/results/<timestamp>/. Each N runs against the same warm cluster in one run,
 so rows compare side by side on this noisy machine.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,6 +52,8 @@ class Row:
     gateway_rss_mb: float
     transcriber_cpu_pct: float
     transcriber_rss_mb: float
+    load_generator_cpu_pct: float
+    machine_cpu_pct: float
 
 
 class ReplicaMonitor:
@@ -86,6 +90,7 @@ class ReplicaMonitor:
     def __enter__(self) -> ReplicaMonitor:
         self._started = time.monotonic()
         self._cpu_start = {kind: self._cpu_seconds(kind) for kind in REPLICA_KINDS}
+        self._machine_start = psutil.cpu_times()
         self._thread.start()
         return self
 
@@ -98,6 +103,10 @@ class ReplicaMonitor:
             for kind in REPLICA_KINDS
         }
         self.rss_mb = {kind: self._peak_rss[kind] / 2**20 for kind in REPLICA_KINDS}
+        now = psutil.cpu_times()
+        busy = sum(now) - now.idle - (sum(self._machine_start) - self._machine_start.idle)
+        self.machine_cpu_pct = 100 * busy / elapsed
+        self.elapsed = elapsed
 
 
 def transcriber_totals() -> tuple[float, float]:
@@ -157,8 +166,13 @@ def run_level(calls: int, target: str, tls_dir: Path, recording: Path, args, out
     ]
     if args.interim:
         command.append("--interim")
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ReplicaMonitor() as monitor:
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_cpu = (children_after.ru_utime + children_after.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
     after = transcriber_totals()
     stats_csv = Path(f"{prefix}_stats.csv")
     finals = _locust_row(stats_csv, "end_of_turn_to_final")
@@ -181,6 +195,8 @@ def run_level(calls: int, target: str, tls_dir: Path, recording: Path, args, out
         gateway_rss_mb=round(monitor.rss_mb["Gateway"], 1),
         transcriber_cpu_pct=round(monitor.cpu_pct["Transcriber"], 1),
         transcriber_rss_mb=round(monitor.rss_mb["Transcriber"], 1),
+        load_generator_cpu_pct=round(100 * load_cpu / monitor.elapsed, 1),
+        machine_cpu_pct=round(monitor.machine_cpu_pct, 1),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from ray.serve import Application
 
 from cluster.config import ConfideConfig, load_config
-from serve import gateway, transcriber
+from serve import dialogue, gateway, transcriber
 from serve.server import TlsFiles
 
 APP_NAME = "confide"
@@ -33,8 +33,18 @@ def build_app(config: ConfideConfig, tls: TlsFiles | None = None) -> Application
     whisper = transcriber.Transcriber.options(**transcriber.serve_options(config.transcriber)).bind(
         config.transcriber
     )
+    llm = None
+    if config.dialogue.enabled:
+        model_dir = config.dialogue_model_dir
+        if not (model_dir / "config.json").exists():
+            raise FileNotFoundError(
+                f"no dialogue model at {model_dir}: run `confide models prepare`"
+            )
+        llm = dialogue.Dialogue.options(**dialogue.serve_options(config)).bind(
+            config.dialogue, str(model_dir)
+        )
     return gateway.Gateway.options(**gateway.serve_options(config.gateway)).bind(
-        whisper, config, tls or tls_files(config)
+        whisper, config, tls or tls_files(config), llm
     )
 
 

@@ -18,17 +18,26 @@ import grpc
 from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
+from serve.agent import ReplyStream
 from serve.call_session import CallSession, Transcribe, parse_setup
-from serve.errors import ConfideError, InvalidArgument, ResourceExhausted
+from serve.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
+from serve.messages import DialogueRequest
 from serve.tenancy import authorize
+
+MAX_CONVERSE_TURNS = 64
+MAX_TURN_CHARACTERS = 4000
+_ROLE_NAMES = {pb.SPEAKER_ROLE_CUSTOMER: "customer", pb.SPEAKER_ROLE_AGENT: "agent"}
 
 logger = logging.getLogger("confide.gateway")
 
 
 class CallService(call_pb2_grpc.CallServiceServicer):
-    def __init__(self, config: ConfideConfig, transcribe: Transcribe) -> None:
+    def __init__(
+        self, config: ConfideConfig, transcribe: Transcribe, dialogue: ReplyStream | None = None
+    ) -> None:
         self._config = config
         self._transcribe = transcribe
+        self._dialogue = dialogue
         self._active_calls = 0
         self.calls_handled = 0
         """Calls that passed authorization (tests prove refused peers never get here)."""
@@ -58,9 +67,9 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.StreamCallResponse]:
         try:
-            self._authorize(context)
+            tenant = self._authorize(context)
             with self._admit():
-                session = await self._open(request_iterator)
+                session = await self._open(request_iterator, tenant)
                 reader = asyncio.create_task(self._read(session, request_iterator))
                 try:
                     async for event in session.events():
@@ -77,13 +86,23 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         except Exception as exc:  # never let exception text reach the client
             await _abort_internal(context, exc)
 
-    async def _open(self, request_iterator: AsyncIterator[pb.StreamCallRequest]) -> CallSession:
+    async def _open(
+        self, request_iterator: AsyncIterator[pb.StreamCallRequest], tenant: str
+    ) -> CallSession:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("request") != "config":
             raise InvalidArgument("the first StreamCallRequest must carry a CallConfig")
         config = first.config
-        setup = parse_setup(config.call_id, config.audio, config.interim_results)
-        return CallSession(setup, self._config, self._transcribe)
+        setup = parse_setup(
+            config.call_id, config.audio, config.interim_results, config.agent_replies
+        )
+        return CallSession(
+            setup,
+            self._config,
+            self._transcribe,
+            self._dialogue,
+            self._config.system_prompt(tenant),
+        )
 
     @staticmethod
     async def _read(
@@ -134,6 +153,51 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         except Exception as exc:
             await _abort_internal(context, exc)
         raise AssertionError("unreachable: abort raises")
+
+    async def Converse(
+        self, request: pb.ConverseRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ConverseResponse]:
+        try:
+            tenant = self._authorize(context)
+            if self._dialogue is None:
+                raise FailedPrecondition("the dialogue model is not enabled on this gateway")
+            dialogue_request = _dialogue_request(
+                request, self._config.system_prompt(tenant), self._config.dialogue.max_reply_tokens
+            )
+            with self._admit():
+                text = ""
+                async for delta in self._dialogue(dialogue_request):
+                    text += delta
+                    yield pb.ConverseResponse(conversation_id=request.conversation_id, delta=delta)
+                yield pb.ConverseResponse(
+                    conversation_id=request.conversation_id, is_final=True, text=text.strip()
+                )
+        except ConfideError as error:
+            await _abort(context, error)
+        except Exception as exc:
+            await _abort_internal(context, exc)
+
+
+def _dialogue_request(
+    request: pb.ConverseRequest, system_prompt: str, max_tokens: int
+) -> DialogueRequest:
+    if not 1 <= len(request.conversation_id) <= 128:
+        raise InvalidArgument("conversation_id must be 1-128 characters")
+    if not 1 <= len(request.turns) <= MAX_CONVERSE_TURNS:
+        raise InvalidArgument(f"turns must hold 1 to {MAX_CONVERSE_TURNS} turns")
+    turns = []
+    for index, turn in enumerate(request.turns):
+        if turn.role not in _ROLE_NAMES:
+            raise InvalidArgument(f"turn {index}: role must be CUSTOMER or AGENT")
+        if not turn.text.strip() or len(turn.text) > MAX_TURN_CHARACTERS:
+            raise InvalidArgument(f"turn {index}: text must be 1-{MAX_TURN_CHARACTERS} characters")
+        turns.append((_ROLE_NAMES[turn.role], turn.text.strip()))
+    return DialogueRequest(
+        request_id=f"converse-{uuid.uuid4().hex[:12]}",
+        system_prompt=system_prompt,
+        turns=tuple(turns),
+        max_tokens=max_tokens,
+    )
 
 
 def _error_from_event(error: pb.CallError) -> ConfideError:

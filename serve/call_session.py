@@ -19,8 +19,9 @@ import numpy as np
 
 from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
+from serve.agent import AgentReplies, ReplyStream
 from serve.audio import SUPPORTED_RATES, Encoding, StreamDecoder
-from serve.errors import ConfideError, EngineUnavailable, InvalidArgument
+from serve.errors import ConfideError, EngineUnavailable, FailedPrecondition, InvalidArgument
 from serve.local_agreement import InterimTracker
 from serve.messages import TurnAudio, TurnTranscript
 from serve.turns import Turn, TurnSegmenter
@@ -48,9 +49,12 @@ class CallSetup:
     roles: tuple[int, ...]
     language: str
     interim_results: bool
+    agent_replies: bool = False
 
 
-def parse_setup(call_id: str, audio: pb.AudioFormat, interim_results: bool) -> CallSetup:
+def parse_setup(
+    call_id: str, audio: pb.AudioFormat, interim_results: bool, agent_replies: bool = False
+) -> CallSetup:
     """Validate what the client asked for; messages name fields, never echo payloads."""
     if not _CALL_ID.match(call_id):
         raise InvalidArgument("call_id must be 1-128 characters of [A-Za-z0-9._:-]")
@@ -71,6 +75,7 @@ def parse_setup(call_id: str, audio: pb.AudioFormat, interim_results: bool) -> C
         roles=tuple(channel.role for channel in audio.channels),
         language=match.group(1),
         interim_results=interim_results,
+        agent_replies=agent_replies,
     )
 
 
@@ -98,9 +103,17 @@ class _Channel:
 
 
 class CallSession:
-    """Feeds audio in, yields StreamCallResponse events out, in turn order."""
+    """Feeds audio in, yields StreamCallResponse events out: transcripts in turn order,
+    agent replies as they stream."""
 
-    def __init__(self, setup: CallSetup, config: ConfideConfig, transcribe: Transcribe) -> None:
+    def __init__(
+        self,
+        setup: CallSetup,
+        config: ConfideConfig,
+        transcribe: Transcribe,
+        dialogue: ReplyStream | None = None,
+        system_prompt: str = "",
+    ) -> None:
         self.setup = setup
         self._config = config
         self._transcribe = transcribe
@@ -112,6 +125,19 @@ class CallSession:
             asyncio.Queue()
         )
         self._tasks: set[asyncio.Task] = set()
+        self._out: asyncio.Queue[pb.StreamCallResponse | None] = asyncio.Queue()
+        self.agent: AgentReplies | None = None
+        if setup.agent_replies:
+            if dialogue is None:
+                raise FailedPrecondition("agent replies are not enabled on this gateway")
+            self.agent = AgentReplies(
+                setup.call_id,
+                system_prompt,
+                config.dialogue.max_reply_tokens,
+                dialogue,
+                self._out.put_nowait,
+                lambda error: error_event(setup.call_id, error),
+            )
         self.final_segments = 0
         self.turns = 0
         self.rejected: ConfideError | None = None
@@ -127,8 +153,12 @@ class CallSession:
                 f"{self._config.gateway.max_chunk_bytes} bytes"
             )
         for channel, audio in zip(self._channels, self._decoder.decode(data), strict=True):
+            speech_starts = channel.segmenter.speech_starts
             for turn in channel.segmenter.feed(audio):
                 self._schedule_final(channel, turn)
+            barged_in = channel.segmenter.speech_starts > speech_starts
+            if barged_in and self.agent is not None and channel.role == pb.SPEAKER_ROLE_CUSTOMER:
+                self.agent.barge_in()
             if self.setup.interim_results:
                 self._maybe_schedule_interim(channel)
 
@@ -148,10 +178,27 @@ class CallSession:
     # -- output --------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[pb.StreamCallResponse]:
+        drainer = asyncio.create_task(self._drain())
+        try:
+            while (event := await self._out.get()) is not None:
+                yield event
+        finally:
+            drainer.cancel()
+
+    async def _drain(self) -> None:
+        """Move ordered results to the output; feed finals to the agent in that order."""
         while (task := await self._ordered.get()) is not None:
             event = await task
-            if event is not None:
-                yield event
+            if event is None:
+                continue
+            self._out.put_nowait(event)
+            if self.agent is not None and event.WhichOneof("event") == "transcript":
+                segment = event.transcript
+                if segment.is_final:
+                    self.agent.heard(segment.role, segment.text, segment.turn_index)
+        if self.agent is not None:
+            await self.agent.wait()
+        self._out.put_nowait(None)
 
     def summary(self) -> pb.StreamCallResponse:
         return pb.StreamCallResponse(
@@ -168,6 +215,8 @@ class CallSession:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.agent is not None:
+            await self.agent.close()
 
     # -- scheduling ----------------------------------------------------------
 

@@ -6,6 +6,7 @@ message is written for clients: it never carries audio, transcript or prompt tex
     ├── PermissionDenied     PERMISSION_DENIED
     ├── Unauthenticated      UNAUTHENTICATED
     ├── ResourceExhausted    RESOURCE_EXHAUSTED
+    ├── FailedPrecondition   FAILED_PRECONDITION
     └── EngineUnavailable    UNAVAILABLE
 """
 
@@ -32,6 +33,12 @@ class Unauthenticated(ConfideError):
 
 class ResourceExhausted(ConfideError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class FailedPrecondition(ConfideError):
+    """The request is valid but this deployment cannot serve it (e.g. dialogue is off)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class EngineUnavailable(ConfideError):

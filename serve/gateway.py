@@ -1,30 +1,67 @@
 """The gateway deployment: Confide's own grpc.aio server, started inside a Serve replica.
 
 Ray Serve's HTTP and gRPC proxies are plaintext, so Confide switches them off and
-terminates mutual TLS here; turns go to the transcriber through a DeploymentHandle.
+terminates mutual TLS here; turns go to the transcriber and conversations to the
+dialogue deployment through DeploymentHandles. Errors from those calls are translated
+here, at the boundary, into Confide errors with fixed messages: a remote traceback can
+quote model input and never travels on.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+
 from ray import serve
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from cluster.config import ConfideConfig, GatewayConfig
-from serve.messages import TurnAudio, TurnTranscript
+from serve.errors import EngineUnavailable, ResourceExhausted
+from serve.messages import DialogueRequest, TurnAudio, TurnTranscript
 from serve.server import RunningServer, TlsFiles, start_server
+
+logger = logging.getLogger("confide.gateway")
 
 
 @serve.deployment
 class Gateway:
     async def __init__(
-        self, transcriber: DeploymentHandle, config: ConfideConfig, tls: TlsFiles
+        self,
+        transcriber: DeploymentHandle,
+        config: ConfideConfig,
+        tls: TlsFiles,
+        dialogue: DeploymentHandle | None = None,
     ) -> None:
         self._transcriber = transcriber
+        self._dialogue = dialogue
         self._config = config
-        self._running: RunningServer = await start_server(config, tls, self._transcribe)
+        self._running: RunningServer = await start_server(
+            config, tls, self._transcribe, self._reply if dialogue is not None else None
+        )
 
     async def _transcribe(self, turn: TurnAudio) -> TurnTranscript:
-        return await self._transcriber.transcribe.remote(turn)
+        try:
+            return await self._transcriber.transcribe.remote(turn)
+        except BackPressureError:
+            raise ResourceExhausted("the transcriber is at capacity") from None
+        except Exception as exc:
+            logger.warning("transcriber call failed: %s", type(exc).__name__)
+            raise EngineUnavailable("the transcriber failed") from None
+
+    async def _reply(self, request: DialogueRequest) -> AsyncIterator[str]:
+        assert self._dialogue is not None
+        stream = self._dialogue.reply.options(stream=True).remote(request)
+        try:
+            async for delta in stream:
+                yield delta
+        except BackPressureError:
+            raise ResourceExhausted("the dialogue model is at capacity; reply skipped") from None
+        except Exception as exc:
+            logger.warning("dialogue call failed: %s", type(exc).__name__)
+            raise EngineUnavailable("the dialogue model failed") from None
+        finally:
+            stream.cancel()  # no-op once finished; on barge-in it aborts the generation
 
     async def port(self) -> int:
         """The bound port (useful when config asked for port 0)."""
@@ -49,7 +86,7 @@ def serve_options(config: GatewayConfig) -> dict:
     """Ray Serve options for the gateway, derived from the typed config."""
     return {
         "num_replicas": config.num_replicas,
-        "ray_actor_options": {"num_cpus": 0.5},
+        "ray_actor_options": {"num_cpus": config.num_cpus},
         # Serve's own request queue is not on the call path (gRPC is), so keep it small.
         "max_ongoing_requests": 16,
     }

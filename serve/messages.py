@@ -32,3 +32,14 @@ class TurnTranscript:
     words: tuple[Word, ...] = field(default_factory=tuple)
     audio_seconds: float = 0.0
     decode_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DialogueRequest:
+    """A conversation for the dialogue model to continue as the agent."""
+
+    request_id: str
+    system_prompt: str
+    turns: tuple[tuple[str, str], ...]
+    """(role, text) oldest first; role is "customer" or "agent"."""
+    max_tokens: int

@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from cluster.config import ConfideConfig
 from confide.v1 import call_pb2, call_pb2_grpc
+from serve.agent import ReplyStream
 from serve.call_service import CallService
 from serve.call_session import Transcribe
 
@@ -46,7 +47,10 @@ class RunningServer:
 
 
 async def start_server(
-    config: ConfideConfig, tls: TlsFiles, transcribe: Transcribe
+    config: ConfideConfig,
+    tls: TlsFiles,
+    transcribe: Transcribe,
+    dialogue: ReplyStream | None = None,
 ) -> RunningServer:
     """Start the mTLS server on config.gateway.host:port and return it with its bound
     port (port 0 picks a free one). There is no plaintext port."""
@@ -57,7 +61,7 @@ async def start_server(
             ("grpc.max_send_message_length", max_message),
         ]
     )
-    service = CallService(config, transcribe)
+    service = CallService(config, transcribe, dialogue)
     call_pb2_grpc.add_CallServiceServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -52,6 +52,8 @@ class TurnSegmenter:
         self._speech_start: int | None = None
         self._speech_end = 0
         self.turns_ended = 0
+        self.speech_starts = 0
+        """Times speech began (barge-in detection watches it)."""
 
     @property
     def in_speech(self) -> bool:
@@ -93,6 +95,7 @@ class TurnSegmenter:
             if probability >= self._threshold:
                 self._speech_start = window_start
                 self._speech_end = self._position
+                self.speech_starts += 1
             return None
         if probability >= self._negative_threshold:
             self._speech_end = self._position

@@ -3,8 +3,10 @@ head started by `ray start`, the gateway on a real port, the demo client over mT
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +56,34 @@ def test_up_call_down(tmp_path):
         )
         assert call.returncode == 0, call.stderr[-2000:]
         assert "final" in call.stdout and "summary:" in call.stdout
+
+        # The same application redeploys from a Serve config file with Serve's own CLI.
+        serve_yaml = tmp_path / "serve.yaml"
+        printed = _confide("--config", str(config), "serve-config", env=env)
+        assert printed.returncode == 0 and "proxy_location: Disabled" in printed.stdout
+        serve_yaml.write_text(printed.stdout)
+        state = json.loads((tmp_path / "state" / "cluster.json").read_text())
+        ray_env = {
+            **env,
+            "RAY_ADDRESS": state["ray_address"],
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(tmp_path / "state" / "ray_auth_token"),
+        }
+        deployed = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("serve")),
+                "run",
+                "--non-blocking",
+                str(serve_yaml),
+            ],
+            capture_output=True,
+            text=True,
+            env=ray_env,
+            timeout=300,
+        )
+        assert deployed.returncode == 0, deployed.stderr[-2000:]
+        again = _confide("call", str(EXAMPLES / "mono_linear16_16k.wav"), "--fast", env=env)
+        assert again.returncode == 0 and "final" in again.stdout, again.stderr[-2000:]
 
         issued = _confide("certs", "issue", "--tenant", "globex", env=env)
         assert issued.returncode == 0 and "not" not in issued.stdout.split("note:")[0]

@@ -46,14 +46,16 @@ class ChannelConfig(_message.Message):
     def __init__(self, role: _Optional[_Union[SpeakerRole, str]] = ...) -> None: ...
 
 class CallConfig(_message.Message):
-    __slots__ = ("call_id", "audio", "interim_results")
+    __slots__ = ("call_id", "audio", "interim_results", "agent_replies")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_REPLIES_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     audio: AudioFormat
     interim_results: bool
-    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ...) -> None: ...
+    agent_replies: bool
+    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ..., agent_replies: _Optional[bool] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("data",)
@@ -129,17 +131,61 @@ class CallSummary(_message.Message):
     turns: int
     def __init__(self, audio_seconds: _Optional[float] = ..., final_segments: _Optional[int] = ..., turns: _Optional[int] = ...) -> None: ...
 
+class AgentReply(_message.Message):
+    __slots__ = ("turn_index", "delta", "is_final", "text", "interrupted")
+    TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    IS_FINAL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    turn_index: int
+    delta: str
+    is_final: bool
+    text: str
+    interrupted: bool
+    def __init__(self, turn_index: _Optional[int] = ..., delta: _Optional[str] = ..., is_final: _Optional[bool] = ..., text: _Optional[str] = ..., interrupted: _Optional[bool] = ...) -> None: ...
+
 class StreamCallResponse(_message.Message):
-    __slots__ = ("call_id", "transcript", "error", "summary")
+    __slots__ = ("call_id", "transcript", "error", "summary", "agent_reply")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    AGENT_REPLY_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     transcript: TranscriptSegment
     error: CallError
     summary: CallSummary
-    def __init__(self, call_id: _Optional[str] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ..., summary: _Optional[_Union[CallSummary, _Mapping]] = ...) -> None: ...
+    agent_reply: AgentReply
+    def __init__(self, call_id: _Optional[str] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ..., summary: _Optional[_Union[CallSummary, _Mapping]] = ..., agent_reply: _Optional[_Union[AgentReply, _Mapping]] = ...) -> None: ...
+
+class DialogueTurn(_message.Message):
+    __slots__ = ("role", "text")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    role: SpeakerRole
+    text: str
+    def __init__(self, role: _Optional[_Union[SpeakerRole, str]] = ..., text: _Optional[str] = ...) -> None: ...
+
+class ConverseRequest(_message.Message):
+    __slots__ = ("conversation_id", "turns")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TURNS_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    turns: _containers.RepeatedCompositeFieldContainer[DialogueTurn]
+    def __init__(self, conversation_id: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[DialogueTurn, _Mapping]]] = ...) -> None: ...
+
+class ConverseResponse(_message.Message):
+    __slots__ = ("conversation_id", "delta", "is_final", "text")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    IS_FINAL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    delta: str
+    is_final: bool
+    text: str
+    def __init__(self, conversation_id: _Optional[str] = ..., delta: _Optional[str] = ..., is_final: _Optional[bool] = ..., text: _Optional[str] = ...) -> None: ...
 
 class TranscribeRequest(_message.Message):
     __slots__ = ("call_id", "audio", "data")

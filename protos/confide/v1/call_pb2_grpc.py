@@ -45,6 +45,11 @@ class CallServiceStub:
                 request_serializer=confide_dot_v1_dot_call__pb2.TranscribeRequest.SerializeToString,
                 response_deserializer=confide_dot_v1_dot_call__pb2.TranscribeResponse.FromString,
                 _registered_method=True)
+        self.Converse = channel.unary_stream(
+                '/confide.v1.CallService/Converse',
+                request_serializer=confide_dot_v1_dot_call__pb2.ConverseRequest.SerializeToString,
+                response_deserializer=confide_dot_v1_dot_call__pb2.ConverseResponse.FromString,
+                _registered_method=True)
 
 
 class CallServiceServicer:
@@ -66,6 +71,14 @@ class CallServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Converse(self, request, context):
+        """Converse sends text turns and streams the private dialogue model's reply
+        (chat channels, testing). Same tenant authorization as calls.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CallServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +91,11 @@ def add_CallServiceServicer_to_server(servicer, server):
                     servicer.Transcribe,
                     request_deserializer=confide_dot_v1_dot_call__pb2.TranscribeRequest.FromString,
                     response_serializer=confide_dot_v1_dot_call__pb2.TranscribeResponse.SerializeToString,
+            ),
+            'Converse': grpc.unary_stream_rpc_method_handler(
+                    servicer.Converse,
+                    request_deserializer=confide_dot_v1_dot_call__pb2.ConverseRequest.FromString,
+                    response_serializer=confide_dot_v1_dot_call__pb2.ConverseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +153,33 @@ class CallService:
             '/confide.v1.CallService/Transcribe',
             confide_dot_v1_dot_call__pb2.TranscribeRequest.SerializeToString,
             confide_dot_v1_dot_call__pb2.TranscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Converse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/confide.v1.CallService/Converse',
+            confide_dot_v1_dot_call__pb2.ConverseRequest.SerializeToString,
+            confide_dot_v1_dot_call__pb2.ConverseResponse.FromString,
             options,
             channel_credentials,
             insecure,

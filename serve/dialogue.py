@@ -1,0 +1,59 @@
+"""The dialogue deployment: a plain class around an injected engine (vLLM by default);
+Serve options, including the environment vLLM reads, derive from DialogueConfig."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from ray import serve
+
+from cluster.config import ConfideConfig, DialogueConfig
+from serve.errors import EngineUnavailable
+from serve.messages import DialogueRequest
+from serve.vllm_engine import DialogueEngine, VllmEngine, vllm_environment
+
+
+@serve.deployment
+class Dialogue:
+    def __init__(
+        self,
+        config: DialogueConfig,
+        model_dir: str,
+        engine_factory: Callable[[DialogueConfig, str], DialogueEngine] = VllmEngine,
+    ) -> None:
+        self._engine = engine_factory(config, model_dir)
+
+    async def reply(self, request: DialogueRequest) -> AsyncIterator[str]:
+        """Stream the reply's text deltas. Cancelling the caller aborts the engine request."""
+        try:
+            async for delta in self._engine.stream(request):
+                yield delta
+        except Exception as exc:
+            # vLLM errors can quote the prompt; only the type travels on.
+            raise EngineUnavailable(f"dialogue engine failed ({type(exc).__name__})") from None
+
+    async def stats(self) -> dict[str, int]:
+        return self._engine.stats()
+
+    async def check_health(self) -> None:
+        await self._engine.check_health()
+
+
+def serve_options(config: ConfideConfig) -> dict:
+    """Ray Serve options for the dialogue deployment, derived from the typed config."""
+    dialogue = config.dialogue
+    options: dict = {
+        "ray_actor_options": {
+            "num_cpus": dialogue.num_cpus,
+            "num_gpus": dialogue.num_gpus,
+            "runtime_env": {"env_vars": vllm_environment(dialogue, config.state_path)},
+        },
+        "max_ongoing_requests": dialogue.max_ongoing_requests,
+        "max_queued_requests": dialogue.max_queued_requests,
+        "health_check_period_s": 10,
+    }
+    if dialogue.autoscaling is not None:
+        options["autoscaling_config"] = dialogue.autoscaling.model_dump()
+    else:
+        options["num_replicas"] = dialogue.num_replicas
+    return options

@@ -1,0 +1,111 @@
+"""vLLM as the dialogue engine: an async engine that streams token deltas.
+
+vllm, torch and transformers are imported only when an engine is built. The engine's
+arguments come from DialogueConfig; the environment vLLM reads (KV cache size on CPU,
+thread binding, cache root, offline hub) is derived from it in `vllm_environment` and
+handed to the replica's runtime environment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+from cluster.config import DialogueConfig
+from serve.conversation import chat_messages, fit_to_context
+from serve.messages import DialogueRequest
+
+
+def vllm_environment(config: DialogueConfig, state_dir: Path) -> dict[str, str]:
+    return {
+        "VLLM_CPU_KVCACHE_SPACE": str(config.cpu_kv_cache_gib),
+        "VLLM_CPU_OMP_THREADS_BIND": config.cpu_omp_threads_bind,
+        "VLLM_CACHE_ROOT": str(state_dir / "vllm-cache"),
+        "HF_HUB_OFFLINE": "1",  # a private cluster never reaches a model hub
+        "VLLM_NO_USAGE_STATS": "1",
+        "VLLM_DO_NOT_TRACK": "1",
+    }
+
+
+class DialogueEngine(Protocol):
+    def stream(self, request: DialogueRequest) -> AsyncIterator[str]: ...
+
+    async def check_health(self) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+class VllmEngine:
+    def __init__(self, config: DialogueConfig, model_dir: str) -> None:
+        from transformers import AutoTokenizer
+        from vllm import AsyncEngineArgs, AsyncLLMEngine
+
+        self._config = config
+        self._tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self._engine = AsyncLLMEngine.from_engine_args(
+            AsyncEngineArgs(
+                model=model_dir,
+                max_model_len=config.max_model_len,
+                dtype=config.dtype,
+                enforce_eager=config.enforce_eager,
+                tensor_parallel_size=config.tensor_parallel_size,
+                gpu_memory_utilization=config.gpu_memory_utilization,
+                disable_log_stats=True,
+                enable_log_requests=False,  # prompts never reach a log
+            )
+        )
+        self._started = self._finished = self._aborted = 0
+
+    def prompt(self, request: DialogueRequest) -> str:
+        """The chat prompt, with the oldest turns dropped until the reply fits."""
+
+        def count(messages: list[dict[str, str]]) -> int:
+            return len(
+                self._tokenizer.apply_chat_template(
+                    messages, tokenize=True, add_generation_prompt=True
+                )
+            )
+
+        budget = self._config.max_model_len - request.max_tokens
+        turns = fit_to_context(request.system_prompt, request.turns, count, budget)
+        return self._tokenizer.apply_chat_template(
+            chat_messages(request.system_prompt, turns), tokenize=False, add_generation_prompt=True
+        )
+
+    async def stream(self, request: DialogueRequest) -> AsyncIterator[str]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            max_tokens=request.max_tokens,
+            temperature=self._config.temperature,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        request_id = f"{request.request_id}-{uuid.uuid4().hex[:8]}"
+        self._started += 1
+        finished = False
+        try:
+            async for output in self._engine.generate(self.prompt(request), params, request_id):
+                delta = output.outputs[0].text
+                if delta:
+                    yield delta
+                finished = output.finished
+        finally:
+            if finished:
+                self._finished += 1
+            else:  # cancelled (barge-in, hang-up) or failed: free the engine's slot now
+                self._aborted += 1
+                await self._engine.abort(request_id)
+
+    async def check_health(self) -> None:
+        await self._engine.check_health()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "started": self._started,
+            "finished": self._finished,
+            "aborted": self._aborted,
+            "unfinished_in_engine": self._engine.output_processor.get_num_unfinished_requests(),
+        }
