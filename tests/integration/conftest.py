@@ -72,5 +72,6 @@ def call_path_config(tmp_path: Path) -> ConfideConfig:
                 "max_recording_bytes": 2 * 1024 * 1024,
             },
             "ray": {"num_cpus": 4},
+            "dialogue": {"enabled": False},  # test_dialogue.py deploys the LLM
         }
     )

@@ -33,7 +33,11 @@ def test_up_call_down(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     config = tmp_path / "confide.yaml"
-    config.write_text(f"gateway:\n  host: 127.0.0.1\n  port: {port}\nray:\n  num_cpus: 2\n")
+    # The dialogue model has its own module (test_dialogue.py); this one is about the CLI.
+    config.write_text(
+        f"gateway:\n  host: 127.0.0.1\n  port: {port}\nray:\n  num_cpus: 2\n"
+        "dialogue:\n  enabled: false\n"
+    )
     env = {
         **os.environ,
         "CONFIDE_STATE_DIR": str(tmp_path / "state"),

@@ -1,0 +1,40 @@
+import pytest
+
+from serve.conversation import Conversation, chat_messages, fit_to_context
+
+
+def _words(messages) -> int:
+    return sum(len(m["content"].split()) for m in messages)
+
+
+def test_chat_messages_alternate_roles_and_merge_runs():
+    messages = chat_messages(
+        "be brief", [("customer", "hi"), ("customer", "there"), ("agent", "hello")]
+    )
+    assert messages == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi there"},
+        {"role": "assistant", "content": "hello"},
+    ]
+
+
+def test_fit_to_context_drops_the_oldest_turns_first():
+    turns = [("customer", f"turn{i} " + "word " * 9) for i in range(10)]  # 10 words each
+    kept = fit_to_context("sys", turns, _words, budget=1 + 35)
+    assert kept == tuple(turns[-3:])
+    assert fit_to_context("sys", turns, _words, budget=10_000) == tuple(turns)
+
+
+def test_fit_to_context_keeps_the_last_turn_even_when_alone_too_long():
+    turns = [("customer", "word " * 100)]
+    assert fit_to_context("sys", turns, _words, budget=5) == tuple(turns)
+
+
+def test_conversation_caps_turns_and_checks_roles():
+    conversation = Conversation(max_turns=3)
+    for i in range(5):
+        conversation.add("customer", f"t{i}")
+    conversation.add("agent", "")  # nothing said, nothing kept
+    assert [text for _, text in conversation.turns] == ["t2", "t3", "t4"]
+    with pytest.raises(ValueError, match="role"):
+        conversation.add("system", "x")
