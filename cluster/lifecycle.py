@@ -50,14 +50,19 @@ def use_ray_token_auth(config: ConfideConfig) -> dict[str, str]:
     """Turn on Ray token authentication with a token kept 0600 in the state directory.
 
     Ray reads these variables when it is imported and in every process it starts, so
-    they are set in the environment, before the first `import ray`."""
-    if "ray" in sys.modules:
-        raise RuntimeError("Ray token auth must be configured before `import ray`")
+    they are set in the environment. A process that imported Ray before (tests running
+    several clusters) has Ray re-read them, as Ray's own test utilities do."""
     token_path = config.state_path / "ray_auth_token"
     if not token_path.exists():
         write_secret(token_path, secrets.token_hex(32).encode())
     variables = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+    changed = any(os.environ.get(name) != value for name, value in variables.items())
     os.environ.update(variables)
+    if changed and "ray" in sys.modules:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
     return variables
 
 

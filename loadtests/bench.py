@@ -27,14 +27,15 @@ from pathlib import Path
 
 import psutil
 
-from cluster import lifecycle
+from cluster import lifecycle, models
 from cluster.config import ConfideConfig, load_config
 from cluster.pki import DevPki
 from cluster.wavfile import read_wav
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RECORDING = HERE.parent / "examples" / "two_channel_mulaw_8k.wav"
-REPLICA_KINDS = ("Gateway", "Transcriber")
+REPLICA_KINDS = ("Gateway", "Transcriber", "Dialogue")
+NAN = float("nan")
 
 
 @dataclass
@@ -54,6 +55,15 @@ class Row:
     transcriber_rss_mb: float
     load_generator_cpu_pct: float
     machine_cpu_pct: float
+    # With --agent only (NaN otherwise):
+    reply_first_token_p50_ms: float = NAN
+    reply_first_token_p95_ms: float = NAN
+    eot_first_reply_token_p50_ms: float = NAN
+    eot_first_reply_token_p95_ms: float = NAN
+    reply_tokens_per_s: float = NAN
+    stream_tokens_per_s: float = NAN
+    dialogue_cpu_pct: float = NAN
+    dialogue_rss_mb: float = NAN
 
 
 class ReplicaMonitor:
@@ -71,7 +81,8 @@ class ReplicaMonitor:
         found = []
         for proc in psutil.process_iter(["cmdline"]):
             if any(marker in part for part in proc.info["cmdline"] or ()):
-                found.append(proc)
+                # vLLM runs its engine core in child processes: count them too.
+                found += [proc, *proc.children(recursive=True)]
         return found
 
     def _cpu_seconds(self, kind: str) -> float:
@@ -166,6 +177,8 @@ def run_level(calls: int, target: str, tls_dir: Path, recording: Path, args, out
     ]
     if args.interim:
         command.append("--interim")
+    if args.agent:
+        command.append("--agent")
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ReplicaMonitor() as monitor:
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -181,6 +194,26 @@ def run_level(calls: int, target: str, tls_dir: Path, recording: Path, args, out
     refused = int(call.get("Failure Count", 0))
     audio, decode = after[0] - before[0], after[1] - before[1]
     p95 = float(finals.get("95%", "nan") or "nan")
+    agent: dict = {}
+    if args.agent:
+        first = _locust_row(stats_csv, "final_to_first_reply_token")
+        eot_first = _locust_row(stats_csv, "end_of_turn_to_first_reply_token")
+        replies = _locust_row(stats_csv, "agent_reply")
+        per_token = _locust_row(stats_csv, "reply_ms_per_token")
+        tokens = int(replies.get("Request Count", 0)) * float(
+            replies.get("Average Content Size", 0) or 0
+        )
+        ms_per_token = float(per_token.get("50%", "nan") or "nan")
+        agent = {
+            "reply_first_token_p50_ms": _number(first, "50%"),
+            "reply_first_token_p95_ms": _number(first, "95%"),
+            "eot_first_reply_token_p50_ms": _number(eot_first, "50%"),
+            "eot_first_reply_token_p95_ms": _number(eot_first, "95%"),
+            "reply_tokens_per_s": round(tokens / monitor.elapsed, 1),
+            "stream_tokens_per_s": round(1000 / ms_per_token, 1) if ms_per_token else NAN,
+            "dialogue_cpu_pct": round(monitor.cpu_pct["Dialogue"], 1),
+            "dialogue_rss_mb": round(monitor.rss_mb["Dialogue"], 1),
+        }
     return Row(
         calls=calls,
         channels=calls * read_wav(recording).channels,
@@ -197,15 +230,20 @@ def run_level(calls: int, target: str, tls_dir: Path, recording: Path, args, out
         transcriber_rss_mb=round(monitor.rss_mb["Transcriber"], 1),
         load_generator_cpu_pct=round(100 * load_cpu / monitor.elapsed, 1),
         machine_cpu_pct=round(monitor.machine_cpu_pct, 1),
+        **agent,
     )
 
 
+def _number(row: dict[str, str], column: str) -> float:
+    return float(row.get(column, "nan") or "nan")
+
+
 def print_table(rows: list[Row]) -> None:
-    fields = list(asdict(rows[0]))
+    fields = [f for f, v in asdict(rows[0]).items() if v == v]  # NaN columns: not measured
     widths = [max(len(f), 8) for f in fields]
     print("  ".join(f.rjust(w) for f, w in zip(fields, widths, strict=True)))
     for row in rows:
-        values = [str(v) for v in asdict(row).values()]
+        values = [str(asdict(row)[f]) for f in fields]
         print("  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True)))
 
 
@@ -233,6 +271,9 @@ def main() -> int:
     parser.add_argument("--run-time", type=int, default=90, help="seconds of new calls per level")
     parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
     parser.add_argument("--interim", action="store_true", help="ask for interim results")
+    parser.add_argument(
+        "--agent", action="store_true", help="calls ask for agent replies (deploys the LLM)"
+    )
     parser.add_argument("--config", type=Path, help="Confide config for the cluster")
     parser.add_argument("--p95-target-ms", type=float, default=1000.0)
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -242,7 +283,14 @@ def main() -> int:
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="confide-bench-") as state:
         base: ConfideConfig = load_config(args.config) if args.config else ConfideConfig()
-        config = base.with_overrides(state_dir=state, gateway={"host": "127.0.0.1", "port": 0})
+        dialogue: dict = {"enabled": args.agent}
+        if args.agent and base.dialogue.model_dir is None:
+            # The default model lives in the user's state directory: prepare it once there.
+            dialogue["model_dir"] = str(base.dialogue_model_dir)
+            models.prepare(base.dialogue_model_dir)
+        config = base.with_overrides(
+            state_dir=state, gateway={"host": "127.0.0.1", "port": 0}, dialogue=dialogue
+        )
         with lifecycle.embedded(config) as port:
             pki = DevPki(config.state_path / "pki")
             tenant = config.tenants[0].name
@@ -261,7 +309,10 @@ def main() -> int:
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
     plot(rows, out / "latency.png")
-    print(f"\nConfide call benchmark ({args.recording.name}, interim={args.interim})")
+    print(
+        f"\nConfide call benchmark ({args.recording.name}, interim={args.interim}, "
+        f"agent={args.agent})"
+    )
     print_table(rows)
     print(f"\nwrote {out / 'summary.csv'} and {out / 'latency.png'}")
     return 0

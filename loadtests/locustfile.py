@@ -6,6 +6,12 @@ Custom request events (request_type "grpc"):
   status code as the error.
 - end_of_turn_to_final: per final transcript, from the moment the turn's last audio was
   sent (segment end offset, which includes the VAD pad) to the final's arrival.
+With --agent (the call asks for agent replies), per customer turn answered:
+- end_of_turn_to_first_reply_token: turn's last audio sent -> first AgentReply delta.
+- final_to_first_reply_token: the turn's final transcript -> first delta (the dialogue
+  path's first-token latency as a client sees it).
+- agent_reply: one per reply; response_length is the number of deltas (tokens).
+- reply_ms_per_token: per reply, (last delta - first delta) / (deltas - 1).
 
 Run through `python -m loadtests.bench`, which starts the cluster and passes the options.
 """
@@ -34,6 +40,7 @@ def _options(parser) -> None:
     parser.add_argument("--recording", required=True, help="WAV call to stream")
     parser.add_argument("--roles", default="customer,agent")
     parser.add_argument("--interim", action="store_true", help="ask for interim results")
+    parser.add_argument("--agent", action="store_true", help="ask for agent replies")
 
 
 class ContactCenterCall(User):
@@ -48,18 +55,25 @@ class ContactCenterCall(User):
         self._recording = read_wav(Path(options.recording))
         self._roles = options.roles.split(",")[: self._recording.channels]
         self._interim = options.interim
+        self._agent = options.agent
         # Live calls do not start in lockstep: spread first calls over one call length.
         time.sleep(random.uniform(0, self._recording.seconds))
 
     def on_stop(self) -> None:
         self._channel.close()
 
-    def _fire(self, name: str, milliseconds: float, exception: Exception | None = None) -> None:
+    def _fire(
+        self,
+        name: str,
+        milliseconds: float,
+        exception: Exception | None = None,
+        response_length: int = 0,
+    ) -> None:
         self.environment.events.request.fire(
             request_type="grpc",
             name=name,
             response_time=milliseconds,
-            response_length=0,
+            response_length=response_length,
             exception=exception,
             context={},
         )
@@ -67,8 +81,13 @@ class ContactCenterCall(User):
     @task
     def stream_call(self) -> None:
         requests = call_requests(
-            self._recording, self._roles, f"load-{uuid.uuid4().hex}", self._interim
+            self._recording,
+            self._roles,
+            f"load-{uuid.uuid4().hex}",
+            self._interim,
+            agent_replies=self._agent,
         )
+        replies = _ReplyClock(self._fire)
         started = time.monotonic()
 
         def paced():
@@ -80,12 +99,52 @@ class ContactCenterCall(User):
 
         try:
             for event in self._stub.StreamCall(paced()):
-                if event.WhichOneof("event") == "transcript" and event.transcript.is_final:
+                now = time.monotonic()
+                kind = event.WhichOneof("event")
+                if kind == "transcript" and event.transcript.is_final:
                     turn_end = started + event.transcript.end_seconds
-                    self._fire("end_of_turn_to_final", (time.monotonic() - turn_end) * 1000)
+                    self._fire("end_of_turn_to_final", (now - turn_end) * 1000)
+                    replies.final(event.transcript, turn_end, now)
+                elif kind == "agent_reply":
+                    replies.reply(event.agent_reply, now)
         except grpc.RpcError as error:
             self._fire(
                 "StreamCall", (time.monotonic() - started) * 1000, RuntimeError(error.code().name)
             )
             return
         self._fire("StreamCall", (time.monotonic() - started) * 1000)
+
+
+class _ReplyClock:
+    """Times agent replies against the customer turns they answer."""
+
+    def __init__(self, fire) -> None:
+        self._fire = fire
+        self._turns: dict[int, tuple[float, float]] = {}  # turn -> (turn end, final seen)
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._deltas: dict[int, int] = {}
+
+    def final(self, segment, turn_end: float, now: float) -> None:
+        if segment.role == 1:  # SPEAKER_ROLE_CUSTOMER
+            self._turns[segment.turn_index] = (turn_end, now)
+
+    def reply(self, reply, now: float) -> None:
+        turn = reply.turn_index
+        if not reply.is_final:
+            if turn not in self._first and turn in self._turns:
+                turn_end, final_seen = self._turns[turn]
+                self._first[turn] = now
+                self._fire("end_of_turn_to_first_reply_token", (now - turn_end) * 1000)
+                self._fire("final_to_first_reply_token", (now - final_seen) * 1000)
+            self._deltas[turn] = self._deltas.get(turn, 0) + 1
+            self._last[turn] = now
+            return
+        deltas = self._deltas.pop(turn, 0)
+        first, last = self._first.pop(turn, None), self._last.pop(turn, None)
+        self._fire_reply(deltas)
+        if first is not None and last is not None and deltas > 1:
+            self._fire("reply_ms_per_token", (last - first) * 1000 / (deltas - 1))
+
+    def _fire_reply(self, deltas: int) -> None:
+        self._fire("agent_reply", 0.0, response_length=deltas)
