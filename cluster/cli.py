@@ -106,10 +106,18 @@ def _prepare_dialogue_model(config: ConfideConfig) -> None:
         models.prepare(config.dialogue_model_dir)
 
 
+def _quiet_ray_serve() -> None:
+    """Serve's driver-side progress lines would interleave with the call's output."""
+    import logging
+
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+
+
 def _up(config: ConfideConfig, args: argparse.Namespace) -> int:
     from cluster import lifecycle
 
     _prepare_dialogue_model(config)
+    _quiet_ray_serve()
     state = lifecycle.up(config, args.address)
     print(f"Confide is up. Gateway (mTLS gRPC): {config.gateway.host}:{state.gateway_port}")
     print(f"Ray: {state.ray_address}  state: {config.state_path}")
@@ -141,6 +149,7 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
 
     config = config.with_overrides(gateway={"host": "127.0.0.1", "port": 0})
     _prepare_dialogue_model(config)
+    _quiet_ray_serve()
     print("Starting an embedded Ray cluster and deploying Confide ...", flush=True)
     with lifecycle.embedded(config) as port:
         print(f"Gateway (mTLS gRPC) on 127.0.0.1:{port}. Streaming {args.file.name} ...\n")
