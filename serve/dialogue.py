@@ -52,8 +52,4 @@ def serve_options(config: ConfideConfig) -> dict:
         "max_queued_requests": dialogue.max_queued_requests,
         "health_check_period_s": 10,
     }
-    if dialogue.autoscaling is not None:
-        options["autoscaling_config"] = dialogue.autoscaling.model_dump()
-    else:
-        options["num_replicas"] = dialogue.num_replicas
-    return options
+    return {**options, **dialogue.replica_options()}

@@ -65,8 +65,4 @@ def serve_options(config: TranscriberConfig) -> dict:
         "max_ongoing_requests": config.max_ongoing_requests,
         "health_check_period_s": 10,
     }
-    if config.autoscaling is not None:
-        options["autoscaling_config"] = config.autoscaling.model_dump()
-    else:
-        options["num_replicas"] = config.num_replicas
-    return options
+    return {**options, **config.replica_options()}

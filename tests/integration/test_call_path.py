@@ -108,21 +108,21 @@ def test_silence_yields_no_transcript(gateway, test_pki):
     assert result.events[0].summary.turns == 0
 
 
+async def _transcribe(test_pki, target, recording, call_id):
+    channel, stub = _stub(test_pki, target)
+    async with channel:
+        return await stub.Transcribe(
+            pb.TranscribeRequest(
+                call_id=call_id,
+                audio=audio_format(recording, ["customer"]),
+                data=recording.data,
+            )
+        )
+
+
 def test_transcribe_a_whole_recording(gateway, test_pki, mono_recording):
     target, _ = gateway
-
-    async def transcribe():
-        channel, stub = _stub(test_pki, target)
-        async with channel:
-            return await stub.Transcribe(
-                pb.TranscribeRequest(
-                    call_id="rec-1",
-                    audio=audio_format(mono_recording, ["customer"]),
-                    data=mono_recording.data,
-                )
-            )
-
-    response = _run(transcribe())
+    response = _run(_transcribe(test_pki, target, mono_recording, "rec-1"))
     reference = json.loads((EXAMPLES / "mono_linear16_16k.json").read_text())["reference"]
     text = " ".join(s.text for s in response.segments)
     assert word_error_rate(reference["customer"][0]["text"], text) <= 0.25
@@ -259,20 +259,8 @@ def test_server_keeps_serving_after_bad_calls(gateway, test_pki, mono_recording)
 def test_oversized_recording_is_refused(gateway, test_pki):
     target, _ = gateway
     recording = Recording(Encoding.MULAW, 8000, 1, b"\xff" * (2 * 1024 * 1024 + 1))
-
-    async def transcribe():
-        channel, stub = _stub(test_pki, target)
-        async with channel:
-            return await stub.Transcribe(
-                pb.TranscribeRequest(
-                    call_id="big",
-                    audio=audio_format(recording, ["customer"]),
-                    data=recording.data,
-                )
-            )
-
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        _run(transcribe())
+        _run(_transcribe(test_pki, target, recording, "big"))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
