@@ -190,6 +190,18 @@ class DialogueConfig(_ReplicaScaling):
     """Replies waiting for a replica; beyond, new replies get RESOURCE_EXHAUSTED."""
 
 
+class KeysConfig(_Strict):
+    """Sealing of conversation payloads and the KMS that holds the key-encryption keys."""
+
+    sealing: bool = True
+    """Seal every conversation payload (turn audio, transcripts, prompts, replies) before
+    it crosses a deployment handle or Ray's object store. Off only to measure its cost."""
+    provider: Literal["local"] = "local"
+    """Who holds the KEKs: "local" is a 0600 file in state_dir/keys, for development."""
+    production: bool = False
+    """Marks a production deployment: the local provider then refuses to start."""
+
+
 class RayConfig(_Strict):
     address: str | None = None
     """Join this Ray cluster; unset starts an embedded single-node cluster."""
@@ -218,6 +230,8 @@ class ConfideConfig(_Strict):
     """The faster-whisper deployment."""
     dialogue: DialogueConfig = DialogueConfig()
     """The vLLM dialogue deployment."""
+    keys: KeysConfig = KeysConfig()
+    """Envelope encryption of payloads inside the cluster."""
     ray: RayConfig = RayConfig()
     """The Ray cluster underneath."""
 

@@ -96,13 +96,20 @@ def deploy(config: ConfideConfig, tls: TlsFiles | None = None) -> int:
 
 
 @contextlib.contextmanager
-def embedded(config: ConfideConfig, tls: TlsFiles | None = None) -> Iterator[int]:
-    """A single-node Ray cluster in this process with Confide deployed; yields the port."""
+def embedded(
+    config: ConfideConfig, tls: TlsFiles | None = None, ray_system_config: dict | None = None
+) -> Iterator[int]:
+    """A single-node Ray cluster in this process with Confide deployed; yields the port.
+
+    ray_system_config passes Ray internals (tests use it to force object spilling)."""
     use_ray_token_auth(config)
     import ray
     from ray import serve
 
-    ray.init(**_ray_init_options(config))
+    options = _ray_init_options(config)
+    if ray_system_config:
+        options["_system_config"] = ray_system_config
+    ray.init(**options)
     try:
         yield deploy(config, tls)
     finally:

@@ -29,6 +29,7 @@ ErrorEvent = Callable[[ConfideError], pb.StreamCallResponse]
 class AgentReplies:
     def __init__(
         self,
+        tenant: str,
         call_id: str,
         system_prompt: str,
         max_tokens: int,
@@ -36,6 +37,7 @@ class AgentReplies:
         emit: Emit,
         error_event: ErrorEvent,
     ) -> None:
+        self._tenant = tenant
         self._call_id = call_id
         self._system_prompt = system_prompt
         self._max_tokens = max_tokens
@@ -60,6 +62,8 @@ class AgentReplies:
             system_prompt=self._system_prompt,
             turns=self._conversation.turns,
             max_tokens=self._max_tokens,
+            tenant=self._tenant,
+            call_id=self._call_id,
         )
         self._active = asyncio.create_task(self._reply(request, turn_index))
 

@@ -31,7 +31,7 @@ def tls_files(config: ConfideConfig) -> TlsFiles:
 
 def build_app(config: ConfideConfig, tls: TlsFiles | None = None) -> Application:
     whisper = transcriber.Transcriber.options(**transcriber.serve_options(config.transcriber)).bind(
-        config.transcriber
+        config.transcriber, config.keys, config.state_path
     )
     llm = None
     if config.dialogue.enabled:
@@ -41,7 +41,7 @@ def build_app(config: ConfideConfig, tls: TlsFiles | None = None) -> Application
                 f"no dialogue model at {model_dir}: run `confide models prepare`"
             )
         llm = dialogue.Dialogue.options(**dialogue.serve_options(config)).bind(
-            config.dialogue, str(model_dir)
+            config.dialogue, str(model_dir), config.keys, config.state_path
         )
     return gateway.Gateway.options(**gateway.serve_options(config.gateway)).bind(
         whisper, config, tls or tls_files(config), llm

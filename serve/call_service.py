@@ -102,6 +102,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             self._transcribe,
             self._dialogue,
             self._config.system_prompt(tenant),
+            tenant,
         )
 
     @staticmethod
@@ -126,14 +127,14 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
     ) -> pb.TranscribeResponse:
         try:
-            self._authorize(context)
+            tenant = self._authorize(context)
             with self._admit():
                 if len(request.data) > self._config.gateway.max_recording_bytes:
                     raise InvalidArgument(
                         f"recording exceeds {self._config.gateway.max_recording_bytes} bytes"
                     )
                 setup = parse_setup(request.call_id, request.audio, interim_results=False)
-                session = CallSession(setup, self._config, self._transcribe)
+                session = CallSession(setup, self._config, self._transcribe, tenant=tenant)
                 step = self._config.gateway.max_chunk_bytes
                 for start in range(0, len(request.data), step):
                     session.feed(request.data[start : start + step])
@@ -162,7 +163,10 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             if self._dialogue is None:
                 raise FailedPrecondition("the dialogue model is not enabled on this gateway")
             dialogue_request = _dialogue_request(
-                request, self._config.system_prompt(tenant), self._config.dialogue.max_reply_tokens
+                request,
+                tenant,
+                self._config.system_prompt(tenant),
+                self._config.dialogue.max_reply_tokens,
             )
             with self._admit():
                 text = ""
@@ -179,7 +183,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
 
 
 def _dialogue_request(
-    request: pb.ConverseRequest, system_prompt: str, max_tokens: int
+    request: pb.ConverseRequest, tenant: str, system_prompt: str, max_tokens: int
 ) -> DialogueRequest:
     if not 1 <= len(request.conversation_id) <= 128:
         raise InvalidArgument("conversation_id must be 1-128 characters")
@@ -197,6 +201,8 @@ def _dialogue_request(
         system_prompt=system_prompt,
         turns=tuple(turns),
         max_tokens=max_tokens,
+        tenant=tenant,
+        call_id=request.conversation_id,
     )
 
 

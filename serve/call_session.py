@@ -113,8 +113,10 @@ class CallSession:
         transcribe: Transcribe,
         dialogue: ReplyStream | None = None,
         system_prompt: str = "",
+        tenant: str = "",
     ) -> None:
         self.setup = setup
+        self._tenant = tenant
         self._config = config
         self._transcribe = transcribe
         self._decoder = StreamDecoder(setup.encoding, setup.sample_rate, len(setup.roles))
@@ -131,6 +133,7 @@ class CallSession:
             if dialogue is None:
                 raise FailedPrecondition("agent replies are not enabled on this gateway")
             self.agent = AgentReplies(
+                tenant,
                 setup.call_id,
                 system_prompt,
                 config.dialogue.max_reply_tokens,
@@ -247,7 +250,13 @@ class CallSession:
     async def _final(self, channel: _Channel, turn: Turn) -> pb.StreamCallResponse | None:
         try:
             result = await self._transcribe(
-                TurnAudio(_to_pcm16(turn.audio), self.setup.language, word_timestamps=True)
+                TurnAudio(
+                    _to_pcm16(turn.audio),
+                    self.setup.language,
+                    True,
+                    self._tenant,
+                    self.setup.call_id,
+                )
             )
         except ConfideError as error:
             return error_event(self.setup.call_id, error)
@@ -265,7 +274,13 @@ class CallSession:
     async def _interim(self, channel: _Channel, turn: Turn) -> pb.StreamCallResponse | None:
         try:
             result = await self._transcribe(
-                TurnAudio(_to_pcm16(turn.audio), self.setup.language, word_timestamps=False)
+                TurnAudio(
+                    _to_pcm16(turn.audio),
+                    self.setup.language,
+                    False,
+                    self._tenant,
+                    self.setup.call_id,
+                )
             )
         except Exception:
             return None  # an interim is an optimisation; the final reports failures

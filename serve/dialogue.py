@@ -4,12 +4,15 @@ Serve options, including the environment vLLM reads, derive from DialogueConfig.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from ray import serve
 
-from cluster.config import ConfideConfig, DialogueConfig
+from cluster.config import ConfideConfig, DialogueConfig, KeysConfig
+from cluster.envelope import EnvelopeError
 from serve.errors import EngineUnavailable
-from serve.messages import DialogueRequest
+from serve.messages import ReplyRequest, Sealed
+from serve.sealed import PayloadCodec
 from serve.vllm_engine import DialogueEngine, VllmEngine, vllm_environment
 
 
@@ -19,15 +22,24 @@ class Dialogue:
         self,
         config: DialogueConfig,
         model_dir: str,
+        keys: KeysConfig,
+        state_dir: Path,
         engine_factory: Callable[[DialogueConfig, str], DialogueEngine] = VllmEngine,
     ) -> None:
+        self._codec = PayloadCodec.build(keys, state_dir)
         self._engine = engine_factory(config, model_dir)
 
-    async def reply(self, request: DialogueRequest) -> AsyncIterator[str]:
-        """Stream the reply's text deltas. Cancelling the caller aborts the engine request."""
+    async def reply(self, request: ReplyRequest) -> AsyncIterator[Sealed]:
+        """Open the sealed prompt here and stream sealed text deltas back. Cancelling the
+        caller aborts the engine request."""
         try:
-            async for delta in self._engine.stream(request):
-                yield delta
+            dialogue_request = self._codec.open_prompt(request)
+            async for delta in self._engine.stream(dialogue_request):
+                yield self._codec.seal_reply(
+                    delta, dialogue_request.tenant, dialogue_request.call_id
+                )
+        except EnvelopeError as exc:
+            raise EngineUnavailable(f"sealing failed ({type(exc).__name__})") from None
         except Exception as exc:
             # vLLM errors can quote the prompt; only the type travels on.
             raise EngineUnavailable(f"dialogue engine failed ({type(exc).__name__})") from None

@@ -20,6 +20,7 @@ from ray.serve.handle import DeploymentHandle
 from cluster.config import ConfideConfig, GatewayConfig
 from serve.errors import EngineUnavailable, ResourceExhausted
 from serve.messages import DialogueRequest, TurnAudio, TurnTranscript
+from serve.sealed import PayloadCodec
 from serve.server import RunningServer, TlsFiles, start_server
 
 logger = logging.getLogger("confide.gateway")
@@ -37,13 +38,15 @@ class Gateway:
         self._transcriber = transcriber
         self._dialogue = dialogue
         self._config = config
+        self._codec = PayloadCodec.build(config.keys, config.state_path)
         self._running: RunningServer = await start_server(
             config, tls, self._transcribe, self._reply if dialogue is not None else None
         )
 
     async def _transcribe(self, turn: TurnAudio) -> TurnTranscript:
         try:
-            return await self._transcriber.transcribe.remote(turn)
+            request = self._codec.seal_turn(turn)
+            return self._codec.open_transcript(await self._transcriber.transcribe.remote(request))
         except BackPressureError:
             raise ResourceExhausted("the transcriber is at capacity") from None
         except Exception as exc:
@@ -52,10 +55,10 @@ class Gateway:
 
     async def _reply(self, request: DialogueRequest) -> AsyncIterator[str]:
         assert self._dialogue is not None
-        stream = self._dialogue.reply.options(stream=True).remote(request)
+        stream = self._dialogue.reply.options(stream=True).remote(self._codec.seal_prompt(request))
         try:
-            async for delta in stream:
-                yield delta
+            async for payload in stream:
+                yield self._codec.open_reply(payload)
         except BackPressureError:
             raise ResourceExhausted("the dialogue model is at capacity; reply skipped") from None
         except Exception as exc:

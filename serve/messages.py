@@ -1,6 +1,8 @@
-"""What crosses a DeploymentHandle between the gateway and the transcriber.
+"""The payload types of the call path, and their sealed wire forms.
 
-Plain frozen dataclasses: cheap to pickle, no heavy imports, no protobuf.
+Plain frozen dataclasses: cheap to pickle, no heavy imports, no protobuf. TurnAudio,
+TurnTranscript and DialogueRequest are plaintext and never leave the process that holds
+them; what crosses a DeploymentHandle is Sealed (see serve/sealed.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ class TurnAudio:
     language: str
     """ISO 639-1 code, e.g. "en"."""
     word_timestamps: bool = True
+    tenant: str = ""
+    call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,4 +46,36 @@ class DialogueRequest:
     system_prompt: str
     turns: tuple[tuple[str, str], ...]
     """(role, text) oldest first; role is "customer" or "agent"."""
+    max_tokens: int
+    tenant: str = ""
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A payload as it crosses Ray: ids in the clear (they bind it), content sealed."""
+
+    tenant: str
+    call_id: str
+    purpose: str
+    blob: bytes
+    sealed: bool = True
+    """False only when sealing is switched off (to measure its cost)."""
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """Wire form of TurnAudio."""
+
+    audio: Sealed
+    language: str
+    word_timestamps: bool
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """Wire form of DialogueRequest."""
+
+    prompt: Sealed
+    request_id: str
     max_tokens: int

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from ray import serve
 
-from cluster.config import TranscriberConfig
+from cluster.config import KeysConfig, TranscriberConfig
+from cluster.envelope import EnvelopeError
 from serve.errors import EngineUnavailable
-from serve.messages import TurnAudio, TurnTranscript
+from serve.messages import Sealed, TurnRequest
+from serve.sealed import PayloadCodec
 from serve.whisper_engine import TranscriptionEngine, WhisperEngine
 
 
@@ -20,8 +23,11 @@ class Transcriber:
     def __init__(
         self,
         config: TranscriberConfig,
+        keys: KeysConfig,
+        state_dir: Path,
         engine_factory: Callable[[TranscriberConfig], TranscriptionEngine] = WhisperEngine,
     ) -> None:
+        self._codec = PayloadCodec.build(keys, state_dir)
         self._engine = engine_factory(config)
         self._failures_in_a_row = 0
         self._turns = 0
@@ -31,7 +37,12 @@ class Transcriber:
     async def multilingual(self) -> bool:
         return self._engine.multilingual
 
-    async def transcribe(self, turn: TurnAudio) -> TurnTranscript:
+    async def transcribe(self, request: TurnRequest) -> Sealed:
+        """Open the sealed turn here, transcribe it, and seal the transcript."""
+        try:
+            turn = self._codec.open_turn(request)
+        except EnvelopeError as exc:
+            raise EngineUnavailable(f"turn could not be opened ({type(exc).__name__})") from None
         try:
             result = await self._engine.transcribe(turn)
         except Exception as exc:
@@ -42,7 +53,12 @@ class Transcriber:
         self._turns += 1
         self._audio_seconds += result.audio_seconds
         self._decode_seconds += result.decode_seconds
-        return result
+        try:
+            return self._codec.seal_transcript(result, turn.tenant, turn.call_id)
+        except EnvelopeError as exc:
+            raise EngineUnavailable(
+                f"transcript could not be sealed ({type(exc).__name__})"
+            ) from None
 
     async def stats(self) -> dict[str, float | str]:
         """Counters for benchmarks: turns, audio seconds, decode seconds (this replica)."""

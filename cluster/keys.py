@@ -1,0 +1,191 @@
+"""Key-encryption keys (KEKs) held by a KMS, behind one small interface.
+
+One KEK per tenant and period (`tenant/<name>/<YYYY-MM>`), so retention can destroy a
+whole period at once (crypto-shredding). Every provider wraps data keys with the
+blob's binding as context, keeps numbered versions (rotation: new data uses the newest,
+old blobs still open), and fails closed: a KMS that is unreachable, or a key that is
+disabled or destroyed, raises a KeyError subclass here, and nothing falls back to
+plaintext.
+
+    KmsError
+    ├── KmsUnavailable   the KMS cannot be reached
+    ├── KeyDisabled      the key exists but may not be used now
+    └── KeyDestroyed     the key is gone; its blobs are unrecoverable
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from cluster.envelope import Binding, EnvelopeError, OpenFailed
+
+
+class KmsError(EnvelopeError):
+    """The KMS would not wrap or unwrap."""
+
+
+class KmsUnavailable(KmsError):
+    pass
+
+
+class KeyDisabled(KmsError):
+    pass
+
+
+class KeyDestroyed(KmsError):
+    pass
+
+
+def period_kek_id(tenant: str, when: dt.datetime | None = None) -> str:
+    """The KEK for a tenant's data sealed in the month of `when` (UTC)."""
+    when = when or dt.datetime.now(dt.UTC)
+    return f"tenant/{tenant}/{when:%Y-%m}"
+
+
+class KeyProvider(Protocol):
+    name: str
+
+    def wrap(self, kek_id: str, data_key: bytes, binding: Binding) -> tuple[int, bytes]:
+        """Wrap under the newest version (creating the KEK on first use): (version, blob)."""
+        ...
+
+    def unwrap(self, kek_id: str, version: int, wrapped: bytes, binding: Binding) -> bytes: ...
+
+    def rotate(self, kek_id: str) -> int:
+        """Add a new version; return it."""
+        ...
+
+    def disable(self, kek_id: str) -> None: ...
+
+    def enable(self, kek_id: str) -> None: ...
+
+    def destroy(self, kek_id: str) -> None:
+        """Delete every version: blobs under this KEK can never be opened again."""
+        ...
+
+
+class LocalKeyProvider:
+    """KEKs in a 0600 JSON file in the state directory, for development only.
+
+    Several processes (gateway, transcriber, dialogue replicas) share the file: writes
+    hold an exclusive lock, and a reader that misses a key reloads before failing.
+    """
+
+    name = "local"
+
+    def __init__(self, path: Path, production: bool = False) -> None:
+        if production:
+            raise KmsError(
+                "the local key provider keeps keys on this disk and is for development "
+                "only; configure aws-kms or vault-transit for production"
+            )
+        self._path = path
+        self._keys: dict = {}
+        self._reload()
+
+    # -- storage ------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        self._keys = json.loads(self._path.read_text()) if self._path.exists() else {}
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict]:
+        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self._path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._reload()
+            yield self._keys
+            staging = self._path.with_suffix(".tmp")
+            fd_out = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd_out, "w") as out:
+                json.dump(self._keys, out)
+            os.replace(staging, self._path)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _entry(self, kek_id: str) -> dict:
+        entry = self._keys.get(kek_id)
+        if entry is None:
+            self._reload()
+            entry = self._keys.get(kek_id)
+        if entry is None:
+            raise KeyDestroyed(f"KEK {kek_id} does not exist (never created, or destroyed)")
+        if entry["state"] == "destroyed":
+            raise KeyDestroyed(f"KEK {kek_id} was destroyed; its data is unrecoverable")
+        if entry["state"] == "disabled":
+            raise KeyDisabled(f"KEK {kek_id} is disabled")
+        return entry
+
+    @staticmethod
+    def _new_version_key() -> str:
+        return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+
+    # -- KeyProvider --------------------------------------------------------------------
+
+    def wrap(self, kek_id: str, data_key: bytes, binding: Binding) -> tuple[int, bytes]:
+        if kek_id not in self._keys:
+            self._reload()
+        if kek_id not in self._keys:
+            with self._locked() as keys:
+                keys.setdefault(
+                    kek_id, {"state": "enabled", "versions": {"1": self._new_version_key()}}
+                )
+        entry = self._entry(kek_id)
+        version = max(int(v) for v in entry["versions"])
+        kek = base64.b64decode(entry["versions"][str(version)])
+        nonce = os.urandom(12)
+        aad = kek_id.encode() + b"\0" + binding.encode()
+        return version, nonce + AESGCM(kek).encrypt(nonce, data_key, aad)
+
+    def unwrap(self, kek_id: str, version: int, wrapped: bytes, binding: Binding) -> bytes:
+        entry = self._entry(kek_id)
+        encoded = entry["versions"].get(str(version))
+        if encoded is None:
+            self._reload()
+            encoded = self._entry(kek_id)["versions"].get(str(version))
+        if encoded is None:
+            raise KeyDestroyed(f"KEK {kek_id} has no version {version}")
+        aad = kek_id.encode() + b"\0" + binding.encode()
+        try:
+            return AESGCM(base64.b64decode(encoded)).decrypt(wrapped[:12], wrapped[12:], aad)
+        except (InvalidTag, ValueError):
+            raise OpenFailed("the wrapped data key does not authenticate") from None
+
+    def rotate(self, kek_id: str) -> int:
+        with self._locked() as keys:
+            entry = keys.get(kek_id)
+            if entry is None or entry["state"] == "destroyed":
+                raise KeyDestroyed(f"KEK {kek_id} does not exist")
+            version = max(int(v) for v in entry["versions"]) + 1
+            entry["versions"][str(version)] = self._new_version_key()
+        return version
+
+    def _set_state(self, kek_id: str, state: str) -> None:
+        with self._locked() as keys:
+            if kek_id not in keys:
+                raise KeyDestroyed(f"KEK {kek_id} does not exist")
+            keys[kek_id]["state"] = state
+            if state == "destroyed":
+                keys[kek_id]["versions"] = {}
+
+    def disable(self, kek_id: str) -> None:
+        self._set_state(kek_id, "disabled")
+
+    def enable(self, kek_id: str) -> None:
+        self._set_state(kek_id, "enabled")
+
+    def destroy(self, kek_id: str) -> None:
+        self._set_state(kek_id, "destroyed")

@@ -1,0 +1,110 @@
+"""Sealing at the deployment-handle boundary: plaintext payloads in, Sealed out, and back.
+
+The gateway seals turn audio and prompts; the transcriber and dialogue replicas open
+them, and seal what they return (transcripts, reply deltas), which only the gateway
+opens. Ray's object store and its spill files therefore only ever hold ciphertext.
+Reply deltas are a few bytes and always travel inline, but they are sealed too, so
+there is one rule and no measurement to trust.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from cluster.config import KeysConfig
+from cluster.envelope import Binding, MalformedBlob
+from cluster.keys import LocalKeyProvider
+from cluster.sealing import Sealer
+from serve.messages import (
+    DialogueRequest,
+    ReplyRequest,
+    Sealed,
+    TurnAudio,
+    TurnRequest,
+    TurnTranscript,
+    Word,
+)
+
+TURN_AUDIO = "turn-audio"
+TRANSCRIPT = "transcript"
+PROMPT = "prompt"
+REPLY = "reply"
+
+
+class PayloadCodec:
+    def __init__(self, sealer: Sealer | None) -> None:
+        self._sealer = sealer
+
+    @classmethod
+    def build(cls, keys: KeysConfig, state_dir: Path) -> PayloadCodec:
+        if not keys.sealing:
+            return cls(None)
+        provider = LocalKeyProvider(state_dir / "keys" / "local-kek.json", keys.production)
+        return cls(Sealer(provider))
+
+    # -- bytes --------------------------------------------------------------------------
+
+    def seal(self, data: bytes, tenant: str, call_id: str, purpose: str) -> Sealed:
+        if self._sealer is None:
+            return Sealed(tenant, call_id, purpose, data, sealed=False)
+        blob = self._sealer.seal(data, Binding(tenant, call_id, purpose))
+        return Sealed(tenant, call_id, purpose, blob)
+
+    def open(self, payload: Sealed, purpose: str) -> bytes:
+        if payload.purpose != purpose:
+            raise MalformedBlob(f"expected a {purpose} payload, got {payload.purpose}")
+        if self._sealer is None:
+            if payload.sealed:
+                raise MalformedBlob("a sealed payload reached a deployment with sealing off")
+            return payload.blob
+        if not payload.sealed:  # fail closed: never accept plaintext when sealing is on
+            raise MalformedBlob("refusing an unsealed payload: sealing is on")
+        return self._sealer.open(payload.blob, Binding(payload.tenant, payload.call_id, purpose))
+
+    # -- typed payloads -----------------------------------------------------------------
+
+    def seal_turn(self, turn: TurnAudio) -> TurnRequest:
+        audio = self.seal(turn.pcm16, turn.tenant, turn.call_id, TURN_AUDIO)
+        return TurnRequest(audio, turn.language, turn.word_timestamps)
+
+    def open_turn(self, request: TurnRequest) -> TurnAudio:
+        pcm16 = self.open(request.audio, TURN_AUDIO)
+        return TurnAudio(
+            pcm16,
+            request.language,
+            request.word_timestamps,
+            request.audio.tenant,
+            request.audio.call_id,
+        )
+
+    def seal_transcript(self, transcript: TurnTranscript, tenant: str, call_id: str) -> Sealed:
+        return self.seal(json.dumps(asdict(transcript)).encode(), tenant, call_id, TRANSCRIPT)
+
+    def open_transcript(self, payload: Sealed) -> TurnTranscript:
+        data = json.loads(self.open(payload, TRANSCRIPT))
+        words = tuple(Word(**word) for word in data.pop("words"))
+        return TurnTranscript(words=words, **data)
+
+    def seal_prompt(self, request: DialogueRequest) -> ReplyRequest:
+        content = {"system_prompt": request.system_prompt, "turns": request.turns}
+        prompt = self.seal(json.dumps(content).encode(), request.tenant, request.call_id, PROMPT)
+        return ReplyRequest(prompt, request.request_id, request.max_tokens)
+
+    def open_prompt(self, request: ReplyRequest) -> DialogueRequest:
+        content = json.loads(self.open(request.prompt, PROMPT))
+        return DialogueRequest(
+            request_id=request.request_id,
+            system_prompt=content["system_prompt"],
+            turns=tuple((role, text) for role, text in content["turns"]),
+            max_tokens=request.max_tokens,
+            tenant=request.prompt.tenant,
+            call_id=request.prompt.call_id,
+        )
+
+    def seal_reply(self, delta: str, tenant: str, call_id: str) -> Sealed:
+        return self.seal(delta.encode(), tenant, call_id, REPLY)
+
+    def open_reply(self, payload: Sealed) -> str:
+        return self.open(payload, REPLY).decode()

@@ -1,0 +1,137 @@
+"""Envelope encryption and the local key provider: tamper, binding, rotation, shredding,
+fail-closed, and a Hypothesis fuzz of the parser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cluster.envelope import Binding, EnvelopeError, MalformedBlob, OpenFailed, parse
+from cluster.keys import KeyDestroyed, KeyDisabled, KmsError, LocalKeyProvider, period_kek_id
+from cluster.sealing import Sealer
+
+BINDING = Binding("acme", "call-1", "turn-audio")
+SECRET = b"card 4111 1111 1111 1111, expiry 12/29" * 3
+
+
+@pytest.fixture
+def provider(tmp_path):
+    return LocalKeyProvider(tmp_path / "keys" / "local-kek.json")
+
+
+@pytest.fixture
+def sealer(provider):
+    return Sealer(provider)
+
+
+def test_round_trip_and_ciphertext_hides_plaintext(sealer):
+    blob = sealer.seal(SECRET, BINDING)
+    assert b"4111" not in blob and SECRET not in blob
+    assert sealer.open(blob, BINDING) == SECRET
+
+
+def test_each_blob_has_its_own_data_key_and_nonce(sealer):
+    first, second = sealer.seal(SECRET, BINDING), sealer.seal(SECRET, BINDING)
+    assert first != second
+    assert parse(first)[0].wrapped_key != parse(second)[0].wrapped_key
+
+
+def test_flipping_any_single_byte_fails(sealer):
+    blob = sealer.seal(b"short secret", BINDING)
+    for index in range(len(blob)):
+        for bit in (0x01, 0x80):
+            tampered = bytearray(blob)
+            tampered[index] ^= bit
+            with pytest.raises(EnvelopeError):
+                sealer.open(bytes(tampered), BINDING)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        Binding("globex", "call-1", "turn-audio"),
+        Binding("acme", "call-2", "turn-audio"),
+        Binding("acme", "call-1", "transcript"),
+    ],
+)
+def test_wrong_tenant_call_or_purpose_fails(sealer, other):
+    blob = sealer.seal(SECRET, BINDING)
+    with pytest.raises(EnvelopeError):
+        sealer.open(blob, other)
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_garbage_is_a_clear_error_never_a_crash(garbage):
+    with pytest.raises(MalformedBlob):
+        parse(b"CFDE" + garbage if garbage[:1] == b"\x01" else garbage)
+
+
+@given(cut=st.integers(min_value=0, max_value=200))
+@settings(max_examples=100, deadline=None)
+def test_truncated_blobs_are_malformed_or_fail_to_open(tmp_path_factory, cut):
+    sealer = Sealer(LocalKeyProvider(tmp_path_factory.mktemp("k") / "kek.json"))
+    blob = sealer.seal(b"payload", BINDING)
+    with pytest.raises(EnvelopeError):
+        sealer.open(blob[: min(cut, len(blob) - 1)], BINDING)
+
+
+def test_rotation_new_data_uses_new_version_old_still_opens_rewrap_moves(sealer, provider):
+    old = sealer.seal(SECRET, BINDING)
+    kek_id = parse(old)[0].kek_id
+    assert provider.rotate(kek_id) == 2
+    new = sealer.seal(SECRET, BINDING)
+    assert parse(new)[0].kek_version == 2
+    assert sealer.open(old, BINDING) == SECRET
+    moved = sealer.rewrap(old, BINDING)
+    assert parse(moved)[0].kek_version == 2
+    assert parse(moved)[1] == parse(old)[1], "re-wrap must not touch the ciphertext body"
+    assert sealer.open(moved, BINDING) == SECRET
+
+
+def test_destroyed_period_kek_makes_its_blobs_unrecoverable(tmp_path):
+    provider = LocalKeyProvider(tmp_path / "kek.json")
+    november = Sealer(provider, clock=lambda: dt.datetime(2026, 11, 3, tzinfo=dt.UTC))
+    december = Sealer(provider, clock=lambda: dt.datetime(2026, 12, 3, tzinfo=dt.UTC))
+    old, new = november.seal(SECRET, BINDING), december.seal(SECRET, BINDING)
+    provider.destroy(period_kek_id("acme", dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
+    with pytest.raises(KeyDestroyed, match="unrecoverable"):
+        november.open(old, BINDING)
+    assert december.open(new, BINDING) == SECRET  # other periods are untouched
+
+
+def test_disabled_key_fails_closed_both_ways(sealer, provider):
+    blob = sealer.seal(SECRET, BINDING)
+    kek_id = parse(blob)[0].kek_id
+    provider.disable(kek_id)
+    with pytest.raises(KeyDisabled):
+        sealer.open(blob, BINDING)
+    with pytest.raises(KeyDisabled):
+        sealer.seal(SECRET, BINDING)
+    provider.enable(kek_id)
+    assert sealer.open(blob, BINDING) == SECRET
+
+
+def test_local_provider_refuses_production_and_keeps_keys_0600(tmp_path):
+    with pytest.raises(KmsError, match="development only"):
+        LocalKeyProvider(tmp_path / "kek.json", production=True)
+    provider = LocalKeyProvider(tmp_path / "kek.json")
+    Sealer(provider).seal(b"x", BINDING)
+    assert stat.S_IMODE((tmp_path / "kek.json").stat().st_mode) == 0o600
+
+
+def test_a_second_process_view_sees_new_keys(tmp_path):
+    writer = Sealer(LocalKeyProvider(tmp_path / "kek.json"))
+    reader = Sealer(LocalKeyProvider(tmp_path / "kek.json"))  # loaded before any key exists
+    assert reader.open(writer.seal(SECRET, BINDING), BINDING) == SECRET
+
+
+def test_open_failed_message_carries_no_payload(sealer):
+    blob = sealer.seal(SECRET, BINDING)
+    with pytest.raises(OpenFailed) as failure:
+        sealer.open(blob, Binding("acme", "call-1", "reply"))
+    assert "4111" not in str(failure.value)

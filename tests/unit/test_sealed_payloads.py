@@ -1,0 +1,45 @@
+import pytest
+
+from cluster.config import KeysConfig
+from cluster.envelope import EnvelopeError
+from serve.messages import DialogueRequest, TurnAudio, TurnTranscript, Word
+from serve.sealed import PayloadCodec
+
+CANARY = "CANARY-7f3a-dashwood"
+
+
+@pytest.fixture
+def codec(tmp_path):
+    return PayloadCodec.build(KeysConfig(), tmp_path)
+
+
+def test_every_payload_type_round_trips_sealed(codec):
+    turn = TurnAudio(CANARY.encode() * 10, "en", True, "acme", "call-1")
+    request = codec.seal_turn(turn)
+    assert CANARY.encode() not in request.audio.blob
+    assert codec.open_turn(request) == turn
+
+    transcript = TurnTranscript(CANARY, (Word(CANARY, 0.1, 0.5, 0.9),), 1.5, 0.2)
+    sealed = codec.seal_transcript(transcript, "acme", "call-1")
+    assert CANARY.encode() not in sealed.blob
+    assert codec.open_transcript(sealed) == transcript
+
+    dialogue = DialogueRequest("r1", "be brief", (("customer", CANARY),), 32, "acme", "call-1")
+    wire = codec.seal_prompt(dialogue)
+    assert CANARY.encode() not in wire.prompt.blob
+    assert codec.open_prompt(wire) == dialogue
+
+    reply = codec.seal_reply(CANARY, "acme", "call-1")
+    assert CANARY.encode() not in reply.blob and codec.open_reply(reply) == CANARY
+
+
+def test_fail_closed_on_plaintext_or_wrong_purpose(codec, tmp_path):
+    plain = PayloadCodec.build(KeysConfig(sealing=False), tmp_path)
+    unsealed = plain.seal_reply("hello", "acme", "call-1")
+    with pytest.raises(EnvelopeError, match="unsealed"):
+        codec.open_reply(unsealed)
+    with pytest.raises(EnvelopeError, match="sealing off"):
+        plain.open_reply(codec.seal_reply("hello", "acme", "call-1"))
+    transcript = codec.seal_transcript(TurnTranscript("x"), "acme", "call-1")
+    with pytest.raises(EnvelopeError, match="expected a reply"):
+        codec.open_reply(transcript)
