@@ -18,7 +18,7 @@ setup: $(STAMP) protos/node_modules/.bin/buf
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,load,models]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,load,models,kms]"
 	if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then \
 		$(BIN)/python -m pip install --quiet vllm; \
 	else \

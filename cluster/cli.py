@@ -38,6 +38,25 @@ def _parser() -> argparse.ArgumentParser:
     issue = certs_commands.add_parser("issue", help="issue a tenant client certificate")
     issue.add_argument("--tenant", required=True)
 
+    keys = commands.add_parser("keys", help="key-encryption keys (one per tenant and month)")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    for action, text in (
+        ("rotate", "add a KEK version; new blobs use it, old ones still open"),
+        ("disable", "stop a KEK: sealing and opening under it fail (closed)"),
+        ("enable", "allow a disabled KEK again"),
+        ("destroy", "crypto-shred a period: its blobs become unrecoverable"),
+    ):
+        command = keys_commands.add_parser(action, help=text)
+        command.add_argument("--tenant", required=True)
+        command.add_argument("--period", help="YYYY-MM (default: this month)")
+    rewrap = keys_commands.add_parser(
+        "rewrap", help="move sealed files to their KEK's newest version (body untouched)"
+    )
+    rewrap.add_argument("files", nargs="+", type=Path)
+    rewrap.add_argument("--tenant", required=True)
+    rewrap.add_argument("--call-id", required=True)
+    rewrap.add_argument("--purpose", required=True)
+
     models = commands.add_parser("models", help="the private dialogue model")
     models_commands = models.add_subparsers(dest="models_command", required=True)
     models_commands.add_parser(
@@ -83,10 +102,39 @@ def main(argv: list[str] | None = None) -> int:
         "demo": _demo,
         "certs": _certs,
         "models": _models,
+        "keys": _keys,
         "config": _config,
         "serve-config": _serve_config,
     }[args.command]
     return handler(config, args)
+
+
+def _keys(config: ConfideConfig, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from cluster.envelope import Binding
+    from cluster.keys import period_kek_id
+    from cluster.sealing import Sealer
+    from serve.sealed import key_provider
+
+    provider = key_provider(config.keys, config.state_path)
+    if args.keys_command == "rewrap":
+        sealer = Sealer(provider)
+        binding = Binding(args.tenant, args.call_id, args.purpose)
+        for path in args.files:
+            path.write_bytes(sealer.rewrap(path.read_bytes(), binding))
+            print(f"re-wrapped {path}")
+        return 0
+    when = dt.datetime.now(dt.UTC)
+    if args.period:
+        when = dt.datetime.strptime(args.period, "%Y-%m").replace(tzinfo=dt.UTC)
+    kek_id = period_kek_id(args.tenant, when)
+    if args.keys_command == "rotate":
+        print(f"{kek_id}: now at version {provider.rotate(kek_id)}")
+    else:
+        getattr(provider, args.keys_command)(kek_id)
+        print(f"{kek_id}: {args.keys_command}d")
+    return 0
 
 
 def _models(config: ConfideConfig, args: argparse.Namespace) -> int:

@@ -196,10 +196,21 @@ class KeysConfig(_Strict):
     sealing: bool = True
     """Seal every conversation payload (turn audio, transcripts, prompts, replies) before
     it crosses a deployment handle or Ray's object store. Off only to measure its cost."""
-    provider: Literal["local"] = "local"
-    """Who holds the KEKs: "local" is a 0600 file in state_dir/keys, for development."""
+    provider: Literal["local", "aws-kms", "vault-transit"] = "local"
+    """Who holds the KEKs: "local" is a 0600 file in state_dir/keys, for development;
+    "aws-kms" and "vault-transit" keep them in a KMS."""
     production: bool = False
     """Marks a production deployment: the local provider then refuses to start."""
+    aws_region: str | None = None
+    """AWS region of the KMS keys (credentials come from boto3's usual chain)."""
+    aws_endpoint_url: str | None = None
+    """A KMS VPC endpoint or emulator URL; unset uses the regional endpoint."""
+    aws_alias_prefix: str = "alias/confide/"
+    """KEKs are found as <prefix>tenant/<name>/<YYYY-MM>."""
+    vault_addr: str | None = None
+    """Vault's address (the token comes from VAULT_TOKEN)."""
+    vault_mount: str = "transit"
+    """Mount point of the Transit secrets engine."""
 
 
 class RayConfig(_Strict):

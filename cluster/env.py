@@ -15,6 +15,8 @@ class Environment:
     """CONFIDE_STATE_DIR: where keys, certificates and cluster state live (0700)."""
     ray_address: str | None
     """CONFIDE_RAY_ADDRESS: join this Ray cluster instead of starting an embedded one."""
+    vault_token: str | None
+    """VAULT_TOKEN: the token for the vault-transit key provider (never in a file)."""
 
 
 def read_environment() -> Environment:
@@ -26,4 +28,5 @@ def read_environment() -> Environment:
         config_file=path("CONFIDE_CONFIG"),
         state_dir=path("CONFIDE_STATE_DIR"),
         ray_address=os.environ.get("CONFIDE_RAY_ADDRESS") or None,
+        vault_token=os.environ.get("VAULT_TOKEN") or None,
     )

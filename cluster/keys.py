@@ -75,6 +75,10 @@ class KeyProvider(Protocol):
         ...
 
 
+def _wrap_aad(kek_id: str, version: int, binding: Binding) -> bytes:
+    return f"{kek_id}\0{version}\0".encode() + binding.encode()
+
+
 class LocalKeyProvider:
     """KEKs in a 0600 JSON file in the state directory, for development only.
 
@@ -147,8 +151,9 @@ class LocalKeyProvider:
         version = max(int(v) for v in entry["versions"])
         kek = base64.b64decode(entry["versions"][str(version)])
         nonce = os.urandom(12)
-        aad = kek_id.encode() + b"\0" + binding.encode()
-        return version, nonce + AESGCM(kek).encrypt(nonce, data_key, aad)
+        return version, nonce + AESGCM(kek).encrypt(
+            nonce, data_key, _wrap_aad(kek_id, version, binding)
+        )
 
     def unwrap(self, kek_id: str, version: int, wrapped: bytes, binding: Binding) -> bytes:
         entry = self._entry(kek_id)
@@ -158,7 +163,7 @@ class LocalKeyProvider:
             encoded = self._entry(kek_id)["versions"].get(str(version))
         if encoded is None:
             raise KeyDestroyed(f"KEK {kek_id} has no version {version}")
-        aad = kek_id.encode() + b"\0" + binding.encode()
+        aad = _wrap_aad(kek_id, version, binding)
         try:
             return AESGCM(base64.b64decode(encoded)).decrypt(wrapped[:12], wrapped[12:], aad)
         except (InvalidTag, ValueError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cluster.config import KeysConfig
 from cluster.envelope import Binding, MalformedBlob
-from cluster.keys import LocalKeyProvider
+from cluster.keys import KeyProvider, LocalKeyProvider
 from cluster.sealing import Sealer
 from serve.messages import (
     DialogueRequest,
@@ -33,6 +33,26 @@ PROMPT = "prompt"
 REPLY = "reply"
 
 
+def key_provider(keys: KeysConfig, state_dir: Path) -> KeyProvider:
+    """The configured KMS provider (heavy clients are imported only when chosen)."""
+    if keys.provider == "aws-kms":
+        from cluster.aws_kms import AwsKmsKeyProvider
+
+        return AwsKmsKeyProvider(
+            region=keys.aws_region,
+            endpoint_url=keys.aws_endpoint_url,
+            alias_prefix=keys.aws_alias_prefix,
+        )
+    if keys.provider == "vault-transit":
+        from cluster.env import read_environment
+        from cluster.vault_transit import VaultTransitKeyProvider
+
+        return VaultTransitKeyProvider(
+            url=keys.vault_addr, token=read_environment().vault_token, mount_point=keys.vault_mount
+        )
+    return LocalKeyProvider(state_dir / "keys" / "local-kek.json", keys.production)
+
+
 class PayloadCodec:
     def __init__(self, sealer: Sealer | None) -> None:
         self._sealer = sealer
@@ -41,8 +61,7 @@ class PayloadCodec:
     def build(cls, keys: KeysConfig, state_dir: Path) -> PayloadCodec:
         if not keys.sealing:
             return cls(None)
-        provider = LocalKeyProvider(state_dir / "keys" / "local-kek.json", keys.production)
-        return cls(Sealer(provider))
+        return cls(Sealer(key_provider(keys, state_dir)))
 
     # -- bytes --------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-"""Envelope encryption and the local key provider: tamper, binding, rotation, shredding,
-fail-closed, and a Hypothesis fuzz of the parser."""
+"""Envelope encryption and the key providers: tamper, binding, rotation, shredding,
+fail-closed, and a Hypothesis fuzz of the parser. The provider contract runs against
+the local provider and AWS KMS (moto, in-process)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import stat
 
 import pytest
@@ -18,9 +20,35 @@ BINDING = Binding("acme", "call-1", "turn-audio")
 SECRET = b"card 4111 1111 1111 1111, expiry 12/29" * 3
 
 
-@pytest.fixture
-def provider(tmp_path):
-    return LocalKeyProvider(tmp_path / "keys" / "local-kek.json")
+PROVIDERS = ["local", "aws-kms", "vault-transit-fake"]
+if os.environ.get("VAULT_ADDR"):  # the same contract against a real Vault
+    PROVIDERS.append("vault-transit-real")
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider(request, tmp_path):
+    if request.param == "local":
+        yield LocalKeyProvider(tmp_path / "keys" / "local-kek.json")
+    elif request.param == "aws-kms":
+        import boto3
+        from moto import mock_aws
+
+        from cluster.aws_kms import AwsKmsKeyProvider
+
+        with mock_aws():
+            yield AwsKmsKeyProvider(boto3.client("kms", region_name="eu-west-1"))
+    elif request.param == "vault-transit-fake":
+        from cluster.vault_transit import VaultTransitKeyProvider
+        from tests.fakes.vault_transit import TOKEN, FakeTransit
+
+        with FakeTransit() as fake:
+            yield VaultTransitKeyProvider(url=fake.url, token=TOKEN)
+    else:
+        from cluster.vault_transit import VaultTransitKeyProvider
+
+        yield VaultTransitKeyProvider(
+            url=os.environ["VAULT_ADDR"], token=os.environ.get("VAULT_TOKEN")
+        )
 
 
 @pytest.fixture
@@ -93,18 +121,22 @@ def test_rotation_new_data_uses_new_version_old_still_opens_rewrap_moves(sealer,
     assert sealer.open(moved, BINDING) == SECRET
 
 
-def test_destroyed_period_kek_makes_its_blobs_unrecoverable(tmp_path):
-    provider = LocalKeyProvider(tmp_path / "kek.json")
+def test_destroyed_period_kek_makes_its_blobs_unrecoverable(provider):
     november = Sealer(provider, clock=lambda: dt.datetime(2026, 11, 3, tzinfo=dt.UTC))
     december = Sealer(provider, clock=lambda: dt.datetime(2026, 12, 3, tzinfo=dt.UTC))
     old, new = november.seal(SECRET, BINDING), december.seal(SECRET, BINDING)
     provider.destroy(period_kek_id("acme", dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
     with pytest.raises(KeyDestroyed, match="unrecoverable"):
         november.open(old, BINDING)
+    if provider.name != "vault-transit":  # Vault deletes the key; it keeps no tombstone
+        with pytest.raises(KeyDestroyed):
+            november.seal(SECRET, BINDING)  # a destroyed period takes no new data either
     assert december.open(new, BINDING) == SECRET  # other periods are untouched
 
 
 def test_disabled_key_fails_closed_both_ways(sealer, provider):
+    if provider.name == "vault-transit":
+        pytest.skip("Vault disables keys by policy: test_vault_policy_denial_fails_closed")
     blob = sealer.seal(SECRET, BINDING)
     kek_id = parse(blob)[0].kek_id
     provider.disable(kek_id)
@@ -135,3 +167,60 @@ def test_open_failed_message_carries_no_payload(sealer):
     with pytest.raises(OpenFailed) as failure:
         sealer.open(blob, Binding("acme", "call-1", "reply"))
     assert "4111" not in str(failure.value)
+
+
+def test_kms_outage_fails_closed():
+    import boto3
+    from botocore.config import Config
+
+    from cluster.aws_kms import AwsKmsKeyProvider
+    from cluster.keys import KmsUnavailable
+
+    unreachable = boto3.client(
+        "kms",
+        region_name="eu-west-1",
+        endpoint_url="http://127.0.0.1:9",  # discard port: nothing listens
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    sealer = Sealer(AwsKmsKeyProvider(unreachable))
+    with pytest.raises(KmsUnavailable):
+        sealer.seal(SECRET, BINDING)
+
+
+def test_aws_kms_binds_the_encryption_context():
+    import boto3
+    from moto import mock_aws
+
+    from cluster.aws_kms import AwsKmsKeyProvider
+
+    with mock_aws():
+        provider = AwsKmsKeyProvider(boto3.client("kms", region_name="eu-west-1"))
+        version, wrapped = provider.wrap("tenant/acme/2026-11", b"k" * 32, BINDING)
+        assert provider.unwrap("tenant/acme/2026-11", version, wrapped, BINDING) == b"k" * 32
+        with pytest.raises(OpenFailed):
+            provider.unwrap("tenant/acme/2026-11", version, wrapped, Binding("acme", "x", "y"))
+
+
+def test_vault_policy_denial_fails_closed():
+    from cluster.vault_transit import VaultTransitKeyProvider
+    from tests.fakes.vault_transit import TOKEN, FakeTransit
+
+    with FakeTransit() as fake:
+        sealer = Sealer(VaultTransitKeyProvider(url=fake.url, token=TOKEN))
+        blob = sealer.seal(SECRET, BINDING)
+        fake.denied.add(next(iter(fake.keys)))  # a policy now denies the tenant's key
+        with pytest.raises(KeyDisabled):
+            sealer.open(blob, BINDING)
+        with pytest.raises(KeyDisabled):
+            sealer.seal(SECRET, BINDING)
+
+
+def test_vault_unreachable_fails_closed():
+    from cluster.keys import KmsUnavailable
+    from cluster.vault_transit import VaultTransitKeyProvider
+
+    sealer = Sealer(VaultTransitKeyProvider(url="http://127.0.0.1:9", token="t"))
+    with pytest.raises(KmsUnavailable):
+        sealer.seal(SECRET, BINDING)

@@ -43,3 +43,52 @@ def test_fail_closed_on_plaintext_or_wrong_purpose(codec, tmp_path):
     transcript = codec.seal_transcript(TurnTranscript("x"), "acme", "call-1")
     with pytest.raises(EnvelopeError, match="expected a reply"):
         codec.open_reply(transcript)
+
+
+def test_configured_provider_is_built(tmp_path):
+    import boto3
+    from moto import mock_aws
+
+    from cluster.keys import KmsError
+    from serve.sealed import key_provider
+
+    with mock_aws():
+        boto3.setup_default_session(region_name="eu-west-1")
+        provider = key_provider(KeysConfig(provider="aws-kms", aws_region="eu-west-1"), tmp_path)
+        assert provider.name == "aws-kms"
+        codec = PayloadCodec.build(KeysConfig(provider="aws-kms", aws_region="eu-west-1"), tmp_path)
+        assert codec.open_reply(codec.seal_reply("hi", "acme", "c1")) == "hi"
+    with pytest.raises(KmsError, match="development only"):
+        key_provider(KeysConfig(production=True), tmp_path)
+
+
+def test_keys_cli_rotates_and_rewraps(tmp_path, monkeypatch):
+    from cluster.cli import main
+    from cluster.envelope import Binding, parse
+    from cluster.keys import LocalKeyProvider
+    from cluster.sealing import Sealer
+
+    monkeypatch.setenv("CONFIDE_STATE_DIR", str(tmp_path))
+    sealer = Sealer(LocalKeyProvider(tmp_path / "keys" / "local-kek.json"))
+    binding = Binding("acme", "call-9", "transcript")
+    stored = tmp_path / "t.sealed"
+    stored.write_bytes(sealer.seal(b"stored transcript", binding))
+    assert main(["keys", "rotate", "--tenant", "acme"]) == 0
+    assert (
+        main(
+            [
+                "keys",
+                "rewrap",
+                str(stored),
+                "--tenant",
+                "acme",
+                "--call-id",
+                "call-9",
+                "--purpose",
+                "transcript",
+            ]
+        )
+        == 0
+    )
+    assert parse(stored.read_bytes())[0].kek_version == 2
+    assert sealer.open(stored.read_bytes(), binding) == b"stored transcript"
