@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import resource
 import shutil
 import subprocess
@@ -40,6 +41,7 @@ NAN = float("nan")
 
 @dataclass
 class Row:
+    sealing: bool
     calls: int
     channels: int
     finals: int
@@ -145,8 +147,10 @@ def _locust_row(stats_csv: Path, name: str) -> dict[str, str]:
     return {}
 
 
-def run_level(calls: int, target: str, tls_dir: Path, recording: Path, args, out: Path) -> Row:
-    prefix = out / f"locust_{calls}"
+def run_level(
+    calls: int, target: str, tls_dir: Path, recording: Path, args, out: Path, sealing: bool
+) -> Row:
+    prefix = out / f"locust_{'sealed' if sealing else 'unsealed'}_{calls}"
     before = transcriber_totals()
     command = [
         sys.executable,
@@ -215,6 +219,7 @@ def run_level(calls: int, target: str, tls_dir: Path, recording: Path, args, out
             "dialogue_rss_mb": round(monitor.rss_mb["Dialogue"], 1),
         }
     return Row(
+        sealing=sealing,
         calls=calls,
         channels=calls * read_wav(recording).channels,
         finals=int(finals.get("Request Count", 0)),
@@ -238,13 +243,13 @@ def _number(row: dict[str, str], column: str) -> float:
     return float(row.get(column, "nan") or "nan")
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[Row], flush: bool = False) -> None:
     fields = [f for f, v in asdict(rows[0]).items() if v == v]  # NaN columns: not measured
     widths = [max(len(f), 8) for f in fields]
     print("  ".join(f.rjust(w) for f, w in zip(fields, widths, strict=True)))
     for row in rows:
         values = [str(asdict(row)[f]) for f in fields]
-        print("  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True)))
+        print("  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True)), flush=flush)
 
 
 def plot(rows: list[Row], path: Path) -> None:
@@ -254,8 +259,13 @@ def plot(rows: list[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot([r.channels for r in rows], [r.eot_final_p50_ms for r in rows], "o-", label="p50")
-    axis.plot([r.channels for r in rows], [r.eot_final_p95_ms for r in rows], "s-", label="p95")
+    variants = sorted({r.sealing for r in rows}, reverse=True)
+    for sealing in variants:
+        part = [r for r in rows if r.sealing == sealing]
+        suffix = "" if len(variants) == 1 else (" sealed" if sealing else " unsealed")
+        channels = [r.channels for r in part]
+        axis.plot(channels, [r.eot_final_p50_ms for r in part], "o-", label=f"p50{suffix}")
+        axis.plot(channels, [r.eot_final_p95_ms for r in part], "s-", label=f"p95{suffix}")
     axis.axhline(1000, color="grey", linestyle="--", label="1 s target")
     axis.set_xlabel("live call channels")
     axis.set_ylabel("end of turn -> final (ms)")
@@ -263,6 +273,81 @@ def plot(rows: list[Row], path: Path) -> None:
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+
+
+def run_variant(base: ConfideConfig, sealing: bool, args, out: Path) -> list[Row]:
+    """Every level against one embedded cluster."""
+    with tempfile.TemporaryDirectory(prefix="confide-bench-") as state:
+        dialogue: dict = {"enabled": args.agent}
+        if args.agent and base.dialogue.model_dir is None:
+            # The default model lives in the user's state directory: prepare it once there.
+            dialogue["model_dir"] = str(base.dialogue_model_dir)
+            models.prepare(base.dialogue_model_dir)
+        config = base.with_overrides(
+            state_dir=state,
+            gateway={"host": "127.0.0.1", "port": 0},
+            dialogue=dialogue,
+            keys={"sealing": sealing},
+        )
+        rows = []
+        with lifecycle.embedded(config) as port:
+            pki = DevPki(config.state_path / "pki")
+            tenant = config.tenants[0].name
+            tls_dir = Path(state) / "client"
+            tls_dir.mkdir()
+            shutil.copy(pki.ca_cert, tls_dir / "ca.pem")
+            shutil.copy(pki.client_cert(tenant), tls_dir / "client.pem")
+            shutil.copy(pki.client_key(tenant), tls_dir / "client.key")
+            for calls in (int(n) for n in args.calls.split(",")):
+                target = f"localhost:{port}"
+                row = run_level(calls, target, tls_dir, args.recording, args, out, sealing)
+                rows.append(row)
+                print_table([row], flush=True)
+        return rows
+
+
+def print_sealing_ratio(rows: list[Row], p95_target_ms: float) -> None:
+    """Calls sustained (p95 within target, none refused) with sealing on vs off."""
+
+    def sustained(sealing: bool) -> int:
+        return max((r.calls for r in rows if r.sealing == sealing and r.sustained), default=0)
+
+    on, off = sustained(True), sustained(False)
+    ratio = on / off if off else float("nan")
+    print(
+        f"\ncalls sustained (p95 <= {p95_target_ms:.0f} ms): sealed {on}, unsealed {off}, "
+        f"ratio {ratio:.2f}"
+    )
+    for sealed in (r for r in rows if r.sealing):
+        plain = next((r for r in rows if not r.sealing and r.calls == sealed.calls), None)
+        if plain is not None and plain.eot_final_p95_ms:
+            print(
+                f"  {sealed.calls:3d} calls: p95 sealed/unsealed = "
+                f"{sealed.eot_final_p95_ms / plain.eot_final_p95_ms:.2f}"
+            )
+
+
+def print_sealing_cost() -> None:
+    """Seal + open with the local provider: throughput per MB and cost per payload."""
+    from cluster.envelope import Binding
+    from cluster.keys import LocalKeyProvider
+    from cluster.sealing import Sealer
+
+    with tempfile.TemporaryDirectory() as keys:
+        sealer = Sealer(LocalKeyProvider(Path(keys) / "kek.json"))
+        binding = Binding("bench", "call", "turn-audio")
+        print("\nsealing cost (seal + open, local provider, one core):")
+        for label, size, repeats in (
+            ("1 MiB", 1 << 20, 50),
+            ("5 s turn (160 KB)", 160_000, 200),
+            ("reply delta (8 B)", 8, 2000),
+        ):
+            payload = os.urandom(size)
+            started = time.perf_counter()
+            for _ in range(repeats):
+                sealer.open(sealer.seal(payload, binding), binding)
+            seconds = (time.perf_counter() - started) / repeats
+            print(f"  {label:20} {seconds * 1e6:9.1f} us each  {size / seconds / 2**20:9.1f} MiB/s")
 
 
 def main() -> int:
@@ -276,34 +361,21 @@ def main() -> int:
     )
     parser.add_argument("--config", type=Path, help="Confide config for the cluster")
     parser.add_argument("--p95-target-ms", type=float, default=1000.0)
+    parser.add_argument(
+        "--compare-sealing",
+        action="store_true",
+        help="run every level with payload sealing on and off, and report the ratio",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
     out = args.out / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="confide-bench-") as state:
-        base: ConfideConfig = load_config(args.config) if args.config else ConfideConfig()
-        dialogue: dict = {"enabled": args.agent}
-        if args.agent and base.dialogue.model_dir is None:
-            # The default model lives in the user's state directory: prepare it once there.
-            dialogue["model_dir"] = str(base.dialogue_model_dir)
-            models.prepare(base.dialogue_model_dir)
-        config = base.with_overrides(
-            state_dir=state, gateway={"host": "127.0.0.1", "port": 0}, dialogue=dialogue
-        )
-        with lifecycle.embedded(config) as port:
-            pki = DevPki(config.state_path / "pki")
-            tenant = config.tenants[0].name
-            tls_dir = Path(state) / "client"
-            tls_dir.mkdir()
-            shutil.copy(pki.ca_cert, tls_dir / "ca.pem")
-            shutil.copy(pki.client_cert(tenant), tls_dir / "client.pem")
-            shutil.copy(pki.client_key(tenant), tls_dir / "client.key")
-            rows = []
-            for calls in (int(n) for n in args.calls.split(",")):
-                row = run_level(calls, f"localhost:{port}", tls_dir, args.recording, args, out)
-                rows.append(row)
-                print_table([row])
+    base: ConfideConfig = load_config(args.config) if args.config else ConfideConfig()
+    variants = [True, False] if args.compare_sealing else [base.keys.sealing]
+    rows = []
+    for sealing in variants:
+        rows += run_variant(base, sealing, args, out)
     with (out / "summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
@@ -314,6 +386,9 @@ def main() -> int:
         f"agent={args.agent})"
     )
     print_table(rows)
+    if args.compare_sealing:
+        print_sealing_ratio(rows, args.p95_target_ms)
+        print_sealing_cost()
     print(f"\nwrote {out / 'summary.csv'} and {out / 'latency.png'}")
     return 0
 
