@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     config_commands.add_parser("defaults", help="print every field, documented, as YAML")
     config_commands.add_parser("show", help="print the effective configuration")
     commands.add_parser("serve-config", help="print a Serve config file for `serve deploy`")
+    commands.add_parser(
+        "ray-env", help="print the environment Ray's CLIs need for this cluster (eval it)"
+    )
     return parser
 
 
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "keys": _keys,
         "config": _config,
         "serve-config": _serve_config,
+        "ray-env": _ray_env,
     }[args.command]
     return handler(config, args)
 
@@ -296,6 +300,16 @@ def _config(config: ConfideConfig, args: argparse.Namespace) -> int:
         print(documented_defaults(), end="")
     else:
         print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def _ray_env(config: ConfideConfig, args: argparse.Namespace) -> int:
+    import shlex
+
+    from cluster.lifecycle import ray_client_environment
+
+    for name, value in ray_client_environment(config).items():
+        print(f"export {name}={shlex.quote(value)}")
     return 0
 
 

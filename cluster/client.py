@@ -158,15 +158,18 @@ async def stream_call(
     async def paced() -> AsyncIterator[pb.StreamCallRequest]:
         nonlocal sent_seconds
         for seconds, request in requests:
-            if realtime:
-                delay = started + seconds - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            delay = started + seconds - time.monotonic() if realtime else 0
+            await asyncio.sleep(max(delay, 0))
+            if call.done():
+                # The server ended the call (e.g. refused it). Writing on would make
+                # grpcio report INTERNAL instead of the server's status (grpc#36066).
+                return
             sent_seconds = seconds
             yield request
         result.audio_end_monotonic = time.monotonic()
 
-    async for event in stub.StreamCall(paced()):
+    call = stub.StreamCall(paced())
+    async for event in call:
         result.events.append(event)
         if on_event is not None:
             on_event(event, sent_seconds)

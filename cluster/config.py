@@ -224,6 +224,10 @@ class RayConfig(_Strict):
     """Where Ray spills objects; put it on an encrypted volume."""
     include_dashboard: bool = False
     """The dashboard binds loopback only when on."""
+    tls: Literal["auto", "on", "off"] = "auto"
+    """Ray's own TLS between nodes and workers, with node certificates from Confide's PKI.
+    "auto" turns it on whenever the cluster can span nodes (`confide up`, which other
+    nodes may join, or joining with --address) and off for the in-process embedded one."""
 
 
 class ConfideConfig(_Strict):

@@ -46,16 +46,10 @@ class ClusterState:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
 
-def use_ray_token_auth(config: ConfideConfig) -> dict[str, str]:
-    """Turn on Ray token authentication with a token kept 0600 in the state directory.
-
-    Ray reads these variables when it is imported and in every process it starts, so
-    they are set in the environment. A process that imported Ray before (tests running
-    several clusters) has Ray re-read them, as Ray's own test utilities do."""
-    token_path = config.state_path / "ray_auth_token"
-    if not token_path.exists():
-        write_secret(token_path, secrets.token_hex(32).encode())
-    variables = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+def _set_ray_environment(variables: dict[str, str]) -> dict[str, str]:
+    """Ray reads these when it is imported and in every process it starts. A process that
+    imported Ray before (tests running several clusters) has Ray re-read them, as Ray's
+    own test utilities do."""
     changed = any(os.environ.get(name) != value for name, value in variables.items())
     os.environ.update(variables)
     if changed and "ray" in sys.modules:
@@ -64,6 +58,33 @@ def use_ray_token_auth(config: ConfideConfig) -> dict[str, str]:
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()
     return variables
+
+
+def use_ray_token_auth(config: ConfideConfig) -> dict[str, str]:
+    """Turn on Ray token authentication with a token kept 0600 in the state directory."""
+    token_path = config.state_path / "ray_auth_token"
+    if not token_path.exists():
+        write_secret(token_path, secrets.token_hex(32).encode())
+    return _set_ray_environment({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)})
+
+
+def use_ray_tls(config: ConfideConfig, spans_nodes: bool) -> dict[str, str]:
+    """Ray's TLS for all its internal gRPC, with a node certificate (IP SANs for every
+    address of this machine) from Confide's PKI; see RayConfig.tls for "auto"."""
+    if config.ray.tls == "off" or (config.ray.tls == "auto" and not spans_nodes):
+        return _set_ray_environment({"RAY_USE_TLS": "0"})
+    from cluster.pki import DevPki
+
+    pki = DevPki.ensure(config.state_path, [t.name for t in config.tenants], config.trust_domain)
+    pki.ensure_ray_node()
+    return _set_ray_environment(
+        {
+            "RAY_USE_TLS": "1",
+            "RAY_TLS_SERVER_CERT": str(pki.ray_node_cert),
+            "RAY_TLS_SERVER_KEY": str(pki.ray_node_key),
+            "RAY_TLS_CA_CERT": str(pki.ca_cert),
+        }
+    )
 
 
 def _ray_init_options(config: ConfideConfig) -> dict:
@@ -103,6 +124,7 @@ def embedded(
 
     ray_system_config passes Ray internals (tests use it to force object spilling)."""
     use_ray_token_auth(config)
+    use_ray_tls(config, spans_nodes=False)
     import ray
     from ray import serve
 
@@ -125,6 +147,7 @@ def _ray_cli() -> str:
 def up(config: ConfideConfig, address: str | None = None) -> ClusterState:
     """Start (or join) a cluster, deploy, wait until healthy, record the state."""
     use_ray_token_auth(config)
+    use_ray_tls(config, spans_nodes=True)
     import ray
 
     address = address or config.ray.address
@@ -158,12 +181,25 @@ def up(config: ConfideConfig, address: str | None = None) -> ClusterState:
     return state
 
 
+def ray_client_environment(config: ConfideConfig) -> dict[str, str]:
+    """What Ray's own CLIs (`ray`, `serve`) need to reach the cluster `up` recorded."""
+    state = ClusterState.load(config)
+    if state is None:
+        raise FileNotFoundError("no cluster recorded: run `confide up` first")
+    return {
+        "RAY_ADDRESS": state.ray_address,
+        **use_ray_token_auth(config),
+        **use_ray_tls(config, spans_nodes=True),
+    }
+
+
 def down(config: ConfideConfig) -> bool:
     """Delete the application and stop the Ray head if `up` started it."""
     state = ClusterState.load(config)
     if state is None:
         return False
     use_ray_token_auth(config)
+    use_ray_tls(config, spans_nodes=True)
     import ray
     from ray import serve
 

@@ -120,7 +120,7 @@ def _issue(
     ca: Credential,
     common_name: str,
     sans: list[x509.GeneralName],
-    usage: x509.ObjectIdentifier,
+    usages: list[x509.ObjectIdentifier],
     not_before: dt.datetime | None,
     lifetime: dt.timedelta,
 ) -> Credential:
@@ -130,7 +130,7 @@ def _issue(
         _builder(subject, ca.cert.subject, key.public_key(), not_before or _now(), lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
             critical=False,
@@ -147,13 +147,18 @@ def issue_server_cert(
     lifetime: dt.timedelta = LEAF_VALIDITY,
 ) -> Credential:
     """A TLS server certificate for host names and IP addresses (IP SANs for IPs)."""
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+    return _issue(ca, hosts[0], _host_sans(hosts), usages, not_before, lifetime)
+
+
+def _host_sans(hosts: list[str]) -> list[x509.GeneralName]:
     sans: list[x509.GeneralName] = []
     for host in hosts:
         try:
             sans.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             sans.append(x509.DNSName(host))
-    return _issue(ca, hosts[0], sans, ExtendedKeyUsageOID.SERVER_AUTH, not_before, lifetime)
+    return sans
 
 
 def issue_client_cert(
@@ -165,7 +170,33 @@ def issue_client_cert(
 ) -> Credential:
     """A client certificate whose SPIFFE URI SAN (and CN) name the tenant."""
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(spiffe_id(trust_domain, tenant))]
-    return _issue(ca, tenant, sans, ExtendedKeyUsageOID.CLIENT_AUTH, not_before, lifetime)
+    return _issue(ca, tenant, sans, [ExtendedKeyUsageOID.CLIENT_AUTH], not_before, lifetime)
+
+
+def issue_node_cert(
+    ca: Credential,
+    hosts: list[str],
+    not_before: dt.datetime | None = None,
+    lifetime: dt.timedelta = LEAF_VALIDITY,
+) -> Credential:
+    """A Ray node certificate: Ray's TLS uses one certificate as server and as client,
+    with IP SANs for the addresses nodes reach each other on."""
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    return _issue(ca, hosts[0], _host_sans(hosts), usages, not_before, lifetime)
+
+
+def node_hosts() -> list[str]:
+    """This machine's names and every address it has (loopback included)."""
+    import psutil
+
+    hosts = default_server_hosts()
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family in (socket.AF_INET, socket.AF_INET6):
+                ip = address.address.split("%")[0]
+                if ip not in hosts:
+                    hosts.append(ip)
+    return hosts
 
 
 def default_server_hosts() -> list[str]:
@@ -197,6 +228,19 @@ class DevPki:
     @property
     def server_key(self) -> Path:
         return self.root / "server.key"
+
+    @property
+    def ray_node_cert(self) -> Path:
+        return self.root / "ray-node.pem"
+
+    @property
+    def ray_node_key(self) -> Path:
+        return self.root / "ray-node.key"
+
+    def ensure_ray_node(self) -> None:
+        """The node certificate for Ray's TLS (created if missing)."""
+        if not self.ray_node_cert.exists():
+            issue_node_cert(self.ca(), node_hosts()).write(self.ray_node_cert, self.ray_node_key)
 
     def client_cert(self, tenant: str) -> Path:
         return self.root / "tenants" / f"{tenant}.pem"

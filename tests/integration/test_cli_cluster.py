@@ -3,7 +3,7 @@ head started by `ray start`, the gateway on a real port, the demo client over mT
 
 from __future__ import annotations
 
-import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +23,12 @@ def _confide(*args: str, env: dict, timeout: float = 300) -> subprocess.Complete
         env=env,
         timeout=timeout,
     )
+
+
+def up_state(tmp_path) -> dict:
+    import json
+
+    return json.loads((tmp_path / "state" / "cluster.json").read_text())
 
 
 def test_up_call_down(tmp_path):
@@ -66,13 +72,23 @@ def test_up_call_down(tmp_path):
         printed = _confide("--config", str(config), "serve-config", env=env)
         assert printed.returncode == 0 and "proxy_location: Disabled" in printed.stdout
         serve_yaml.write_text(printed.stdout)
-        state = json.loads((tmp_path / "state" / "cluster.json").read_text())
-        ray_env = {
-            **env,
-            "RAY_ADDRESS": state["ray_address"],
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": str(tmp_path / "state" / "ray_auth_token"),
-        }
+        # Ray's control plane speaks TLS: a plaintext HTTP/2 preface gets no HTTP/2 answer.
+        gcs_host, gcs_port = up_state(tmp_path)["ray_address"].rsplit(":", 1)
+        with socket.create_connection((gcs_host, int(gcs_port)), timeout=5) as plain:
+            plain.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            plain.settimeout(3)
+            try:
+                reply = plain.recv(64)
+            except (TimeoutError, ConnectionResetError):
+                reply = b""
+        assert not reply.startswith(b"\x00\x00"), "Ray's GCS answered plaintext HTTP/2"
+
+        exported = _confide("ray-env", env=env)
+        assert exported.returncode == 0 and "RAY_USE_TLS=1" in exported.stdout  # TLS: auto
+        ray_env = dict(env)
+        for line in exported.stdout.splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            ray_env[name] = shlex.split(value)[0]
         deployed = subprocess.run(
             [
                 str(Path(sys.executable).with_name("serve")),
