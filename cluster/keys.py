@@ -83,7 +83,8 @@ class LocalKeyProvider:
     """KEKs in a 0600 JSON file in the state directory, for development only.
 
     Several processes (gateway, transcriber, dialogue replicas) share the file: writes
-    hold an exclusive lock, and a reader that misses a key reloads before failing.
+    hold an exclusive lock and replace the file; each use checks its modification time,
+    so a key disabled or destroyed elsewhere fails closed here at the next use.
     """
 
     name = "local"
@@ -101,7 +102,21 @@ class LocalKeyProvider:
     # -- storage ------------------------------------------------------------------------
 
     def _reload(self) -> None:
+        self._loaded_mtime = self._mtime()
         self._keys = json.loads(self._path.read_text()) if self._path.exists() else {}
+
+    def _mtime(self) -> tuple[int, int] | None:
+        # Every write replaces the file, so the inode changes even within one clock tick.
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns
+
+    def _refresh(self) -> None:
+        """Another process may have rotated, disabled or destroyed a key: one stat a use."""
+        if self._mtime() != self._loaded_mtime:
+            self._reload()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict]:
@@ -121,10 +136,8 @@ class LocalKeyProvider:
             os.close(fd)
 
     def _entry(self, kek_id: str) -> dict:
+        self._refresh()
         entry = self._keys.get(kek_id)
-        if entry is None:
-            self._reload()
-            entry = self._keys.get(kek_id)
         if entry is None:
             raise KeyDestroyed(f"KEK {kek_id} does not exist (never created, or destroyed)")
         if entry["state"] == "destroyed":
@@ -140,8 +153,7 @@ class LocalKeyProvider:
     # -- KeyProvider --------------------------------------------------------------------
 
     def wrap(self, kek_id: str, data_key: bytes, binding: Binding) -> tuple[int, bytes]:
-        if kek_id not in self._keys:
-            self._reload()
+        self._refresh()
         if kek_id not in self._keys:
             with self._locked() as keys:
                 keys.setdefault(
@@ -158,9 +170,6 @@ class LocalKeyProvider:
     def unwrap(self, kek_id: str, version: int, wrapped: bytes, binding: Binding) -> bytes:
         entry = self._entry(kek_id)
         encoded = entry["versions"].get(str(version))
-        if encoded is None:
-            self._reload()
-            encoded = self._entry(kek_id)["versions"].get(str(version))
         if encoded is None:
             raise KeyDestroyed(f"KEK {kek_id} has no version {version}")
         aad = _wrap_aad(kek_id, version, binding)

@@ -12,7 +12,7 @@ from cluster.config import ConfideConfig, DialogueConfig, KeysConfig
 from cluster.envelope import EnvelopeError
 from serve.errors import EngineUnavailable
 from serve.messages import ReplyRequest, Sealed
-from serve.sealed import PayloadCodec
+from serve.sealed import PayloadCodec, sealing_failure_counter
 from serve.vllm_engine import DialogueEngine, VllmEngine, vllm_environment
 
 
@@ -26,7 +26,7 @@ class Dialogue:
         state_dir: Path,
         engine_factory: Callable[[DialogueConfig, str], DialogueEngine] = VllmEngine,
     ) -> None:
-        self._codec = PayloadCodec.build(keys, state_dir)
+        self._codec = PayloadCodec.build(keys, state_dir, sealing_failure_counter())
         self._engine = engine_factory(config, model_dir)
 
     async def reply(self, request: ReplyRequest) -> AsyncIterator[Sealed]:

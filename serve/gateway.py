@@ -20,7 +20,7 @@ from ray.serve.handle import DeploymentHandle
 from cluster.config import ConfideConfig, GatewayConfig
 from serve.errors import EngineUnavailable, ResourceExhausted
 from serve.messages import DialogueRequest, TurnAudio, TurnTranscript
-from serve.sealed import PayloadCodec
+from serve.sealed import PayloadCodec, sealing_failure_counter
 from serve.server import RunningServer, TlsFiles, start_server
 
 logger = logging.getLogger("confide.gateway")
@@ -38,7 +38,7 @@ class Gateway:
         self._transcriber = transcriber
         self._dialogue = dialogue
         self._config = config
-        self._codec = PayloadCodec.build(config.keys, config.state_path)
+        self._codec = PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
         self._running: RunningServer = await start_server(
             config, tls, self._transcribe, self._reply if dialogue is not None else None
         )

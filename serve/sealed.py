@@ -10,11 +10,12 @@ there is one rule and no measurement to trust.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from cluster.config import KeysConfig
-from cluster.envelope import Binding, MalformedBlob
+from cluster.envelope import Binding, EnvelopeError, MalformedBlob
 from cluster.keys import KeyProvider, LocalKeyProvider
 from cluster.sealing import Sealer
 from serve.messages import (
@@ -53,25 +54,57 @@ def key_provider(keys: KeysConfig, state_dir: Path) -> KeyProvider:
     return LocalKeyProvider(state_dir / "keys" / "local-kek.json", keys.production)
 
 
+def sealing_failure_counter() -> Callable[[str, str], None]:
+    """A Prometheus counter (through Ray's metrics) of sealing and opening failures by
+    operation and error type; call only inside a Ray worker."""
+    from ray.util.metrics import Counter
+
+    counter = Counter(
+        "confide_sealing_failures",
+        description="Payloads that could not be sealed or opened (fail closed).",
+        tag_keys=("operation", "error"),
+    )
+    return lambda operation, error: counter.inc(tags={"operation": operation, "error": error})
+
+
 class PayloadCodec:
-    def __init__(self, sealer: Sealer | None) -> None:
+    def __init__(
+        self, sealer: Sealer | None, on_failure: Callable[[str, str], None] | None = None
+    ) -> None:
         self._sealer = sealer
+        self._on_failure = on_failure or (lambda operation, error: None)
 
     @classmethod
-    def build(cls, keys: KeysConfig, state_dir: Path) -> PayloadCodec:
+    def build(
+        cls,
+        keys: KeysConfig,
+        state_dir: Path,
+        on_failure: Callable[[str, str], None] | None = None,
+    ) -> PayloadCodec:
         if not keys.sealing:
-            return cls(None)
-        return cls(Sealer(key_provider(keys, state_dir)))
+            return cls(None, on_failure)
+        return cls(Sealer(key_provider(keys, state_dir)), on_failure)
 
     # -- bytes --------------------------------------------------------------------------
 
     def seal(self, data: bytes, tenant: str, call_id: str, purpose: str) -> Sealed:
         if self._sealer is None:
             return Sealed(tenant, call_id, purpose, data, sealed=False)
-        blob = self._sealer.seal(data, Binding(tenant, call_id, purpose))
+        try:
+            blob = self._sealer.seal(data, Binding(tenant, call_id, purpose))
+        except EnvelopeError as exc:
+            self._on_failure("seal", type(exc).__name__)
+            raise
         return Sealed(tenant, call_id, purpose, blob)
 
     def open(self, payload: Sealed, purpose: str) -> bytes:
+        try:
+            return self._open(payload, purpose)
+        except EnvelopeError as exc:
+            self._on_failure("open", type(exc).__name__)
+            raise
+
+    def _open(self, payload: Sealed, purpose: str) -> bytes:
         if payload.purpose != purpose:
             raise MalformedBlob(f"expected a {purpose} payload, got {payload.purpose}")
         if self._sealer is None:

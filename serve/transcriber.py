@@ -12,7 +12,7 @@ from cluster.config import KeysConfig, TranscriberConfig
 from cluster.envelope import EnvelopeError
 from serve.errors import EngineUnavailable
 from serve.messages import Sealed, TurnRequest
-from serve.sealed import PayloadCodec
+from serve.sealed import PayloadCodec, sealing_failure_counter
 from serve.whisper_engine import TranscriptionEngine, WhisperEngine
 
 
@@ -27,7 +27,7 @@ class Transcriber:
         state_dir: Path,
         engine_factory: Callable[[TranscriberConfig], TranscriptionEngine] = WhisperEngine,
     ) -> None:
-        self._codec = PayloadCodec.build(keys, state_dir)
+        self._codec = PayloadCodec.build(keys, state_dir, sealing_failure_counter())
         self._engine = engine_factory(config)
         self._failures_in_a_row = 0
         self._turns = 0

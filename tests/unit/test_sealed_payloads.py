@@ -92,3 +92,17 @@ def test_keys_cli_rotates_and_rewraps(tmp_path, monkeypatch):
     )
     assert parse(stored.read_bytes())[0].kek_version == 2
     assert sealer.open(stored.read_bytes(), binding) == b"stored transcript"
+
+
+def test_failures_are_counted_and_fail_closed(tmp_path):
+    from cluster.keys import KeyDisabled, LocalKeyProvider, period_kek_id
+
+    failures = []
+    codec = PayloadCodec.build(KeysConfig(), tmp_path, lambda op, err: failures.append((op, err)))
+    sealed = codec.seal_reply("hello", "acme", "call-1")
+    LocalKeyProvider(tmp_path / "keys" / "local-kek.json").disable(period_kek_id("acme"))
+    with pytest.raises(KeyDisabled):
+        codec.open_reply(sealed)
+    with pytest.raises(KeyDisabled):
+        codec.seal_reply("hello", "acme", "call-1")
+    assert failures == [("open", "KeyDisabled"), ("seal", "KeyDisabled")]
