@@ -30,7 +30,9 @@ TRANSCRIPT_CANARIES = [b"Dashwood", b"respectable", b"amiable"]
 # Every call payload crossing a handle is pickled with its class's module name.
 PAYLOAD_MARKER = b"serve.messages"
 SPILL_EVERYTHING = {
-    "max_direct_call_object_size": 256,  # every payload goes through the object store
+    # Payloads over 2 KiB (turn audio, most transcripts) go through the object store;
+    # much smaller settings trip a Ray bug (ObjectUnknownOwner) in the gateway worker.
+    "max_direct_call_object_size": 2048,
     "object_spilling_threshold": 0.0001,
     "min_spilling_size": 1,
 }
