@@ -318,6 +318,12 @@ def print_sealing_ratio(rows: list[Row], p95_target_ms: float) -> None:
         f"\ncalls sustained (p95 <= {p95_target_ms:.0f} ms): sealed {on}, unsealed {off}, "
         f"ratio {ratio:.2f}"
     )
+    completed = {v: sum(r.calls_completed for r in rows if r.sealing == v) for v in (True, False)}
+    if completed[False]:
+        print(
+            f"calls completed over all levels: sealed {completed[True]}, unsealed "
+            f"{completed[False]}, ratio {completed[True] / completed[False]:.3f}"
+        )
     for sealed in (r for r in rows if r.sealing):
         plain = next((r for r in rows if not r.sealing and r.calls == sealed.calls), None)
         if plain is not None and plain.eot_final_p95_ms:
