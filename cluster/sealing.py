@@ -36,28 +36,25 @@ class Sealer:
         return seal_with_key(plaintext, data_key, header, binding)
 
     def open(self, blob: bytes, binding: Binding) -> bytes:
-        header, body = parse(blob)
-        self._check_provider(header)
-        data_key = self._provider.unwrap(
-            header.kek_id, header.kek_version, header.wrapped_key, binding
-        )
+        header, body, data_key = self._unwrap(blob, binding)
         return open_with_key(data_key, header, body, binding)
 
     def rewrap(self, blob: bytes, binding: Binding) -> bytes:
         """The same blob under the KEK's newest version; the body is left untouched."""
-        header, body = parse(blob)
-        self._check_provider(header)
-        data_key = self._provider.unwrap(
-            header.kek_id, header.kek_version, header.wrapped_key, binding
-        )
+        header, body, data_key = self._unwrap(blob, binding)
         open_with_key(data_key, header, body, binding)  # never re-wrap what does not open
         version, wrapped = self._provider.wrap(header.kek_id, data_key, binding)
         new_header = Header(header.provider, header.kek_id, version, wrapped, header.nonce)
         return new_header.encode() + body
 
-    def _check_provider(self, header: Header) -> None:
+    def _unwrap(self, blob: bytes, binding: Binding) -> tuple[Header, bytes, bytes]:
+        header, body = parse(blob)
         if header.provider != self._provider.name:
             raise MalformedBlob(
                 f"blob was sealed by the {header.provider!r} key provider, "
                 f"not {self._provider.name!r}"
             )
+        data_key = self._provider.unwrap(
+            header.kek_id, header.kek_version, header.wrapped_key, binding
+        )
+        return header, body, data_key

@@ -88,10 +88,6 @@ def error_event(call_id: str, error: ConfideError) -> pb.StreamCallResponse:
     )
 
 
-def _to_pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-
-
 class _Channel:
     def __init__(self, index: int, role: int, config: ConfideConfig) -> None:
         self.index = index
@@ -247,17 +243,15 @@ class CallSession:
         channel.interim_at_samples = speech
         self._spawn(self._interim(channel, turn))
 
+    def _turn_audio(self, turn: Turn, word_timestamps: bool) -> TurnAudio:
+        pcm16 = (np.clip(turn.audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        return TurnAudio(
+            pcm16, self.setup.language, word_timestamps, self._tenant, self.setup.call_id
+        )
+
     async def _final(self, channel: _Channel, turn: Turn) -> pb.StreamCallResponse | None:
         try:
-            result = await self._transcribe(
-                TurnAudio(
-                    _to_pcm16(turn.audio),
-                    self.setup.language,
-                    True,
-                    self._tenant,
-                    self.setup.call_id,
-                )
-            )
+            result = await self._transcribe(self._turn_audio(turn, word_timestamps=True))
         except ConfideError as error:
             return error_event(self.setup.call_id, error)
         except Exception as exc:
@@ -273,15 +267,7 @@ class CallSession:
 
     async def _interim(self, channel: _Channel, turn: Turn) -> pb.StreamCallResponse | None:
         try:
-            result = await self._transcribe(
-                TurnAudio(
-                    _to_pcm16(turn.audio),
-                    self.setup.language,
-                    False,
-                    self._tenant,
-                    self.setup.call_id,
-                )
-            )
+            result = await self._transcribe(self._turn_audio(turn, word_timestamps=False))
         except Exception:
             return None  # an interim is an optimisation; the final reports failures
         finally:

@@ -22,6 +22,7 @@ from confide.v1 import call_pb2_grpc
 from serve.audio import Encoding, encode
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import call_path_config
+from tests.integration.probes import answers_plaintext_http2
 
 pytestmark = pytest.mark.integration
 
@@ -321,11 +322,4 @@ def test_serve_proxies_are_not_reachable_beyond_loopback(gateway):
             assert probe.connect_ex((address, port)) != 0, f"{address}:{port} is open"
     # The gateway itself is the one way in, and it speaks only TLS.
     gateway_port = int(target.rsplit(":", 1)[1])
-    with socket.create_connection((address, gateway_port), timeout=2) as plain:
-        plain.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        plain.settimeout(2)
-        try:
-            reply = plain.recv(64)
-        except (TimeoutError, ConnectionResetError):
-            reply = b""
-    assert not reply.startswith(b"\x00\x00"), "gateway answered plaintext HTTP/2"
+    assert not answers_plaintext_http2(address, gateway_port), "gateway speaks plaintext"

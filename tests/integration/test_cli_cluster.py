@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
+from tests.integration.probes import answers_plaintext_http2
 
 pytestmark = pytest.mark.integration
 
@@ -74,14 +75,7 @@ def test_up_call_down(tmp_path):
         serve_yaml.write_text(printed.stdout)
         # Ray's control plane speaks TLS: a plaintext HTTP/2 preface gets no HTTP/2 answer.
         gcs_host, gcs_port = up_state(tmp_path)["ray_address"].rsplit(":", 1)
-        with socket.create_connection((gcs_host, int(gcs_port)), timeout=5) as plain:
-            plain.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-            plain.settimeout(3)
-            try:
-                reply = plain.recv(64)
-            except (TimeoutError, ConnectionResetError):
-                reply = b""
-        assert not reply.startswith(b"\x00\x00"), "Ray's GCS answered plaintext HTTP/2"
+        assert not answers_plaintext_http2(gcs_host, int(gcs_port)), "Ray's GCS is plaintext"
 
         exported = _confide("ray-env", env=env)
         assert exported.returncode == 0 and "RAY_USE_TLS=1" in exported.stdout  # TLS: auto
