@@ -18,7 +18,7 @@ import numpy as np
 from cluster.wavfile import Recording
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
-from serve.audio import Encoding, Upsampler2x, decode_pcm16, encode
+from serve.audio import Encoding, Upsampler2x, decode_pcm16, downsample_2x, encode
 
 _PROTO_ENCODING = {
     Encoding.LINEAR16: pb.AUDIO_ENCODING_LINEAR16,
@@ -68,9 +68,7 @@ def transcode(recording: Recording, encoding: Encoding, sample_rate: int) -> Rec
         if (recording.sample_rate, sample_rate) == (8000, 16000):
             channels = [Upsampler2x().process(c / 32768) * 32768 for c in channels]
         elif (recording.sample_rate, sample_rate) == (16000, 8000):
-            n = np.arange(63) - 31
-            taps = np.sinc(n / 2) * np.kaiser(63, 8.0)
-            channels = [np.convolve(c, taps / taps.sum(), mode="same")[::2] for c in channels]
+            channels = [downsample_2x(c) for c in channels]
         else:
             raise ValueError(f"cannot resample {recording.sample_rate} Hz to {sample_rate} Hz")
     stacked = np.clip(np.stack(channels, axis=1), -32768, 32767).astype(np.int16)
@@ -110,7 +108,6 @@ def call_requests(
 class CallResult:
     call_id: str
     events: list[pb.StreamCallResponse] = field(default_factory=list)
-    audio_end_monotonic: float = 0.0
 
     @property
     def finals(self) -> list[pb.TranscriptSegment]:
@@ -166,7 +163,6 @@ async def stream_call(
                 return
             sent_seconds = seconds
             yield request
-        result.audio_end_monotonic = time.monotonic()
 
     call = stub.StreamCall(paced())
     async for event in call:

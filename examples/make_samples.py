@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cluster.wavfile import Recording, read_wav, write_wav
-from serve.audio import Encoding, decode_pcm16, encode
+from serve.audio import Encoding, decode_pcm16, downsample_2x, encode
 
 HERE = Path(__file__).resolve().parent
 ASTERISK = Path("/usr/share/asterisk/sounds/en")
@@ -60,9 +60,7 @@ def _pcm(path: Path) -> np.ndarray:
     rec = read_wav(path)
     pcm = decode_pcm16(rec.data, rec.encoding).astype(np.float32)
     if rec.sample_rate == 16000:
-        n = np.arange(63) - 31
-        taps = np.sinc(n / 2) * np.kaiser(63, 8.0)
-        pcm = np.convolve(pcm, taps / taps.sum(), mode="same")[::2]
+        pcm = downsample_2x(pcm)
     elif rec.sample_rate != RATE:
         raise ValueError(f"{path}: unexpected rate {rec.sample_rate}")
     return np.clip(pcm, -32768, 32767).astype(np.int16)

@@ -85,18 +85,28 @@ def decode_pcm16(data: bytes, encoding: Encoding) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
 
+def float_to_pcm16(audio: np.ndarray) -> bytes:
+    """float32 in [-1, 1] to 16-bit little-endian PCM bytes (clipped)."""
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
 def _halfband_taps(num_taps: int = 63) -> np.ndarray:
-    """Windowed-sinc low-pass at 4 kHz for 2x upsampling, with gain 2."""
+    """Windowed-sinc low-pass at a quarter of the higher rate, unity DC gain."""
     n = np.arange(num_taps) - (num_taps - 1) / 2
     taps = np.sinc(n / 2) * np.kaiser(num_taps, 8.0)
-    return (2 * taps / taps.sum()).astype(np.float32)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def downsample_2x(samples: np.ndarray) -> np.ndarray:
+    """16 kHz -> 8 kHz for a whole recording: low-pass, then keep every other sample."""
+    return np.convolve(samples, _halfband_taps(), mode="same")[::2]
 
 
 class Upsampler2x:
     """Streaming 8 kHz -> 16 kHz: zero-stuffing and a FIR whose history spans chunks."""
 
     def __init__(self) -> None:
-        self._taps = _halfband_taps()
+        self._taps = 2 * _halfband_taps()  # zero-stuffing halves the level
         self._history = np.zeros(len(self._taps) - 1, dtype=np.float32)
 
     def process(self, samples: np.ndarray) -> np.ndarray:

@@ -15,12 +15,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
 from serve.agent import AgentReplies, ReplyStream
-from serve.audio import SUPPORTED_RATES, Encoding, StreamDecoder
+from serve.audio import SUPPORTED_RATES, Encoding, StreamDecoder, float_to_pcm16
 from serve.errors import ConfideError, EngineUnavailable, FailedPrecondition, InvalidArgument
 from serve.local_agreement import InterimTracker
 from serve.messages import TurnAudio, TurnTranscript
@@ -244,9 +242,12 @@ class CallSession:
         self._spawn(self._interim(channel, turn))
 
     def _turn_audio(self, turn: Turn, word_timestamps: bool) -> TurnAudio:
-        pcm16 = (np.clip(turn.audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
         return TurnAudio(
-            pcm16, self.setup.language, word_timestamps, self._tenant, self.setup.call_id
+            float_to_pcm16(turn.audio),
+            self.setup.language,
+            word_timestamps,
+            self._tenant,
+            self.setup.call_id,
         )
 
     async def _final(self, channel: _Channel, turn: Turn) -> pb.StreamCallResponse | None:

@@ -9,6 +9,7 @@ quote model input and never travels on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -81,9 +82,17 @@ class Gateway:
         return self._running.service.calls_handled
 
     async def check_health(self) -> None:
-        # A stopped server has no bound ports left; Serve restarts the replica.
-        if self._running.server is None:
-            raise RuntimeError("gateway server is not running")
+        """Raise unless the mTLS port still accepts connections (Serve then restarts us)."""
+        host = self._config.gateway.host
+        host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, self._running.port), timeout=2
+            )
+        except (OSError, TimeoutError) as exc:
+            raise RuntimeError(f"gateway port {self._running.port} is not accepting") from exc
+        writer.close()
+        await writer.wait_closed()
 
     async def __del__(self) -> None:
         await self._running.stop(self._config.gateway.shutdown_grace_seconds)

@@ -34,9 +34,6 @@ class Transcriber:
         self._audio_seconds = 0.0
         self._decode_seconds = 0.0
 
-    async def multilingual(self) -> bool:
-        return self._engine.multilingual
-
     async def transcribe(self, request: TurnRequest) -> Sealed:
         """Open the sealed turn here, transcribe it, and seal the transcript."""
         try:

@@ -31,9 +31,6 @@ def resolve_model(config: TranscriberConfig) -> str:
 
 
 class TranscriptionEngine(Protocol):
-    @property
-    def multilingual(self) -> bool: ...
-
     async def transcribe(self, turn: TurnAudio) -> TurnTranscript: ...
 
 
@@ -52,10 +49,6 @@ class WhisperEngine:
             num_workers=config.num_workers,
         )
         self._executor = ThreadPoolExecutor(config.num_workers, thread_name_prefix="whisper")
-
-    @property
-    def multilingual(self) -> bool:
-        return bool(self._model.model.is_multilingual)
 
     async def transcribe(self, turn: TurnAudio) -> TurnTranscript:
         loop = asyncio.get_running_loop()

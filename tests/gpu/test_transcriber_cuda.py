@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 
 from cluster.config import TranscriberConfig, VadConfig
 from cluster.scoring import word_error_rate
-from serve.audio import StreamDecoder
+from serve.audio import StreamDecoder, float_to_pcm16
 from serve.messages import TurnAudio
 from serve.turns import TurnSegmenter
 from tests.conftest import EXAMPLES
@@ -49,7 +48,7 @@ def test_cuda_float16_transcribes_the_sample_call(two_channel_call):
         turns = TurnSegmenter(VadConfig()).feed(channels[index])
         texts = []
         for turn in turns:
-            pcm = (np.clip(turn.audio, -1, 1) * 32767).astype("<i2").tobytes()
+            pcm = float_to_pcm16(turn.audio)
             started = time.perf_counter()
             result = engine.transcribe_blocking(TurnAudio(pcm, "en"))
             decode_seconds += time.perf_counter() - started

@@ -131,7 +131,8 @@ def test_transcribe_a_whole_recording(gateway, test_pki, mono_recording):
 
 
 def test_health_service_reports_serving(gateway, test_pki):
-    target, _ = gateway
+    target, handle = gateway
+    assert handle.check_health.remote().result() is None  # Serve's check: the port accepts
 
     async def check():
         async with aio_channel(target, test_pki.clients["acme"]) as channel:

@@ -12,7 +12,6 @@ import contextlib
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cluster import lifecycle
@@ -20,7 +19,7 @@ from cluster.client import aio_channel, stream_call
 from cluster.config import ConfideConfig, VadConfig
 from cluster.scoring import word_error_rate
 from confide.v1 import call_pb2_grpc
-from serve.audio import StreamDecoder
+from serve.audio import StreamDecoder, float_to_pcm16
 from serve.turns import TurnSegmenter
 from tests.integration.conftest import TRUST_DOMAIN
 
@@ -44,7 +43,7 @@ def _audio_canaries(recording) -> list[bytes]:
     canaries = []
     for channel in decoder.decode(recording.data):
         for turn in TurnSegmenter(VadConfig()).feed(channel):
-            pcm = (np.clip(turn.audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+            pcm = float_to_pcm16(turn.audio)  # what the gateway hands on
             middle = len(pcm) // 2 & ~1
             canaries.append(pcm[middle : middle + 48])
     return canaries
