@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +43,11 @@ class ClientTls:
         )
 
 
-def aio_channel(target: str, tls: ClientTls) -> grpc.aio.Channel:
-    return grpc.aio.secure_channel(target, tls.credentials())
+def aio_channel(
+    target: str, tls: ClientTls, options: Sequence[tuple[str, str | int]] = ()
+) -> grpc.aio.Channel:
+    """An mTLS channel; options are gRPC channel arguments (e.g. the user agent)."""
+    return grpc.aio.secure_channel(target, tls.credentials(), options=list(options))
 
 
 def audio_format(recording: Recording, roles: list[str], language: str = "en-US") -> pb.AudioFormat:

@@ -213,6 +213,34 @@ class KeysConfig(_Strict):
     """Mount point of the Transit secrets engine."""
 
 
+class TelemetryConfig(_Strict):
+    """OpenTelemetry tracing. Spans carry timings, sizes, ids and status codes only; an
+    allowlist drops every other attribute, span events and exception messages, and
+    client-chosen ids and tenant names leave as keyed HMACs. Prometheus metrics go
+    through Ray's metrics endpoint whatever is chosen here."""
+
+    traces: Literal["off", "console", "otlp-grpc", "otlp-http"] = "off"
+    """Where spans go: an OpenTelemetry collector over OTLP (gRPC or HTTP), the
+    replicas' stdout (in Ray's worker logs), or nowhere."""
+    otlp_endpoint: str | None = None
+    """The collector, e.g. https://otel-collector:4317 for otlp-grpc or
+    https://otel-collector:4318/v1/traces for otlp-http."""
+    otlp_insecure: bool = False
+    """Send OTLP/gRPC without TLS (a collector on loopback or a sidecar)."""
+    otlp_ca_cert: Path | None = None
+    """CA bundle that signs the collector's certificate; unset uses the system store."""
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+    """Fraction of calls traced (decided once per call, at the gateway)."""
+    export_delay_ms: Annotated[int, Field(ge=50, le=60_000)] = 2000
+    """How long finished spans wait to be exported in a batch."""
+
+    @model_validator(mode="after")
+    def _endpoint_for_otlp(self) -> TelemetryConfig:
+        if self.traces.startswith("otlp") and not self.otlp_endpoint:
+            raise ValueError(f"telemetry.traces={self.traces} needs telemetry.otlp_endpoint")
+        return self
+
+
 class RayConfig(_Strict):
     address: str | None = None
     """Join this Ray cluster; unset starts an embedded single-node cluster."""
@@ -249,6 +277,8 @@ class ConfideConfig(_Strict):
     """Envelope encryption of payloads inside the cluster."""
     ray: RayConfig = RayConfig()
     """The Ray cluster underneath."""
+    telemetry: TelemetryConfig = TelemetryConfig()
+    """Traces and metrics, which never carry audio, text or prompts."""
 
     @field_validator("tenants")
     @classmethod

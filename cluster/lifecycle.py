@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from cluster.config import ConfideConfig
 from cluster.pki import write_secret
@@ -104,25 +105,29 @@ def _ray_init_options(config: ConfideConfig) -> dict:
     return options
 
 
-def deploy(config: ConfideConfig, tls: TlsFiles | None = None) -> int:
+def deploy(config: ConfideConfig, tls: TlsFiles | None = None, **app_options: Any) -> int:
     """Deploy the Serve application on the connected cluster; return the gateway port
-    once every deployment is healthy."""
+    once every deployment is healthy. app_options go to serve.app.build_app."""
     from ray import serve
 
     from serve.app import APP_NAME, build_app
 
     serve.start(**SERVE_START_OPTIONS)
-    handle = serve.run(build_app(config, tls), name=APP_NAME, route_prefix=None)
+    handle = serve.run(build_app(config, tls, **app_options), name=APP_NAME, route_prefix=None)
     return handle.port.remote().result()
 
 
 @contextlib.contextmanager
 def embedded(
-    config: ConfideConfig, tls: TlsFiles | None = None, ray_system_config: dict | None = None
+    config: ConfideConfig,
+    tls: TlsFiles | None = None,
+    ray_system_config: dict | None = None,
+    **app_options: Any,
 ) -> Iterator[int]:
     """A single-node Ray cluster in this process with Confide deployed; yields the port.
 
-    ray_system_config passes Ray internals (tests use it to force object spilling)."""
+    ray_system_config passes Ray internals (tests use it to force object spilling);
+    app_options go to serve.app.build_app (e.g. another transcription engine)."""
     use_ray_token_auth(config)
     use_ray_tls(config, spans_nodes=False)
     import ray
@@ -133,7 +138,7 @@ def embedded(
         options["_system_config"] = ray_system_config
     ray.init(**options)
     try:
-        yield deploy(config, tls)
+        yield deploy(config, tls, **app_options)
     finally:
         with contextlib.suppress(Exception):
             serve.shutdown()

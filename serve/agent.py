@@ -11,15 +11,18 @@ as the call.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from cluster.allowlist import confide_logger, plain_type
 from confide.v1 import call_pb2 as pb
 from serve.conversation import Conversation
 from serve.errors import ConfideError, EngineUnavailable
 from serve.messages import DialogueRequest
 
-logger = logging.getLogger("confide.gateway")
+logger = confide_logger("confide.gateway")
 
 ReplyStream = Callable[[DialogueRequest], AsyncIterator[str]]
 Emit = Callable[[pb.StreamCallResponse], None]
@@ -36,6 +39,7 @@ class AgentReplies:
         reply_stream: ReplyStream,
         emit: Emit,
         error_event: ErrorEvent,
+        tracer: trace.Tracer,
     ) -> None:
         self._tenant = tenant
         self._call_id = call_id
@@ -44,6 +48,7 @@ class AgentReplies:
         self._reply_stream = reply_stream
         self._emit = emit
         self._error_event = error_event
+        self._tracer = tracer
         self._conversation = Conversation()
         self._active: asyncio.Task | None = None
         self._replies = 0
@@ -86,19 +91,31 @@ class AgentReplies:
     async def _reply(self, request: DialogueRequest, turn_index: int) -> None:
         text = ""
         interrupted = False
-        try:
-            async for delta in self._reply_stream(request):
-                text += delta
-                self._emit(self._event(pb.AgentReply(turn_index=turn_index, delta=delta)))
-        except asyncio.CancelledError:
-            interrupted = True
-        except ConfideError as error:
-            self._emit(self._error_event(error))
-            return
-        except Exception as exc:
-            logger.warning("agent reply failed: %s", type(exc).__name__)
-            self._emit(self._error_event(EngineUnavailable("the agent reply failed")))
-            return
+        with self._tracer.start_as_current_span(
+            "confide.reply",
+            kind=SpanKind.CLIENT,
+            record_exception=False,
+            attributes={"confide.turn_index": turn_index},
+        ) as span:
+            try:
+                async for delta in self._reply_stream(request):
+                    text += delta
+                    self._emit(self._event(pb.AgentReply(turn_index=turn_index, delta=delta)))
+            except asyncio.CancelledError:
+                interrupted = True
+            except ConfideError as error:
+                span.set_status(trace.StatusCode.ERROR)
+                self._emit(self._error_event(error))
+                return
+            except Exception as exc:
+                span.set_status(trace.StatusCode.ERROR)
+                logger.warning("agent reply failed: %s", plain_type(exc))
+                self._emit(self._error_event(EngineUnavailable("the agent reply failed")))
+                return
+            finally:
+                span.set_attributes(
+                    {"confide.interrupted": interrupted, "confide.text_chars": len(text)}
+                )
         self._conversation.add("agent", text.strip())
         final = pb.AgentReply(
             turn_index=turn_index, is_final=True, text=text.strip(), interrupted=interrupted

@@ -6,14 +6,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ray.serve import Application
 
-from cluster.config import ConfideConfig, load_config
+from cluster.config import ConfideConfig, TranscriberConfig, load_config
 from serve import dialogue, gateway, transcriber
 from serve.server import TlsFiles
+from serve.whisper_engine import TranscriptionEngine, WhisperEngine
 
 APP_NAME = "confide"
 
@@ -29,9 +31,15 @@ def tls_files(config: ConfideConfig) -> TlsFiles:
     return TlsFiles(pki.server_cert, pki.server_key, pki.ca_cert)
 
 
-def build_app(config: ConfideConfig, tls: TlsFiles | None = None) -> Application:
+def build_app(
+    config: ConfideConfig,
+    tls: TlsFiles | None = None,
+    transcription_engine: Callable[[TranscriberConfig], TranscriptionEngine] = WhisperEngine,
+) -> Application:
+    """The gateway bound to a transcriber and (when enabled) a dialogue deployment.
+    `transcription_engine` builds each transcriber replica's engine."""
     whisper = transcriber.Transcriber.options(**transcriber.serve_options(config.transcriber)).bind(
-        config.transcriber, config.keys, config.state_path
+        config, transcription_engine
     )
     llm = None
     if config.dialogue.enabled:
@@ -40,9 +48,7 @@ def build_app(config: ConfideConfig, tls: TlsFiles | None = None) -> Application
             raise FileNotFoundError(
                 f"no dialogue model at {model_dir}: run `confide models prepare`"
             )
-        llm = dialogue.Dialogue.options(**dialogue.serve_options(config)).bind(
-            config.dialogue, str(model_dir), config.keys, config.state_path
-        )
+        llm = dialogue.Dialogue.options(**dialogue.serve_options(config)).bind(config)
     return gateway.Gateway.options(**gateway.serve_options(config.gateway)).bind(
         whisper, config, tls or tls_files(config), llm
     )

@@ -1,20 +1,23 @@
-"""The CallService servicer: tenant authorization, admission, and the two RPCs.
+"""The CallService servicer: tenant authorization, admission, and the RPCs.
 
-Every handler runs inside `_guard`, which turns Confide errors into their status code
-and any other exception into INTERNAL with an error id, so no exception text reaches a
-client.
+Every handler runs inside `_handling`, which opens the call's span, turns Confide errors
+into their status code and any other exception into INTERNAL, and gives each failure
+an error id that the client, the log line and the span share. No exception text
+reaches any of the three.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
+from opentelemetry import trace
 
+from cluster.allowlist import Plain, confide_logger
 from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
@@ -22,22 +25,48 @@ from serve.agent import ReplyStream
 from serve.call_session import CallSession, Transcribe, parse_setup
 from serve.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
 from serve.messages import DialogueRequest
+from serve.telemetry import GatewayTelemetry
 from serve.tenancy import authorize
 
 MAX_CONVERSE_TURNS = 64
 MAX_TURN_CHARACTERS = 4000
 _ROLE_NAMES = {pb.SPEAKER_ROLE_CUSTOMER: "customer", pb.SPEAKER_ROLE_AGENT: "agent"}
 
-logger = logging.getLogger("confide.gateway")
+logger = confide_logger("confide.gateway")
+
+
+def new_error_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class _Rpc:
+    """One RPC's telemetry: its span, and whether it got past admission."""
+
+    span: trace.Span
+    tenant: str = ""
+    admitted: bool = False
+
+    def identify(self, tenant: str = "", call_id: str = "") -> None:
+        if tenant:
+            self.tenant = tenant
+            self.span.set_attribute("confide.tenant", tenant)
+        if call_id:
+            self.span.set_attribute("confide.call_id", call_id)
 
 
 class CallService(call_pb2_grpc.CallServiceServicer):
     def __init__(
-        self, config: ConfideConfig, transcribe: Transcribe, dialogue: ReplyStream | None = None
+        self,
+        config: ConfideConfig,
+        transcribe: Transcribe,
+        dialogue: ReplyStream | None = None,
+        telemetry: GatewayTelemetry | None = None,
     ) -> None:
         self._config = config
         self._transcribe = transcribe
         self._dialogue = dialogue
+        self._telemetry = telemetry or GatewayTelemetry.disabled()
         self._active_calls = 0
         self.calls_handled = 0
         """Calls that passed authorization (tests prove refused peers never get here)."""
@@ -47,29 +76,79 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         return self._active_calls
 
     @contextlib.contextmanager
-    def _admit(self):
+    def _admit(self, rpc: _Rpc):
         if self._active_calls >= self._config.gateway.max_concurrent_calls:
             raise ResourceExhausted("gateway is at its concurrent call limit; retry later")
         self._active_calls += 1
+        self._telemetry.metrics.active_calls(self._active_calls)
+        rpc.admitted = True
         try:
             yield
         finally:
             self._active_calls -= 1
+            self._telemetry.metrics.active_calls(self._active_calls)
 
-    def _authorize(self, context: grpc.aio.ServicerContext) -> str:
+    def _authorize(self, context: grpc.aio.ServicerContext, rpc: _Rpc) -> str:
         tenant = authorize(context, self._config.trust_domain, self._config.tenant_names)
         self.calls_handled += 1
+        rpc.identify(tenant=tenant)
         return tenant
+
+    @contextlib.asynccontextmanager
+    async def _handling(self, context: grpc.aio.ServicerContext, method: str):
+        """The handler wrapper: one span per RPC (current while it runs, so turn,
+        transcription and reply spans nest under it), errors as status + error id."""
+        span = self._telemetry.tracer.start_span(
+            "confide.call", attributes={"rpc.method": method}, record_exception=False
+        )
+        rpc = _Rpc(span)
+        status = grpc.StatusCode.OK
+        try:
+            with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                yield rpc
+        except ConfideError as error:
+            status = error.code
+            await self._abort(context, rpc, status, str(error), error.error_id)
+        except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            status = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:  # never let exception text reach the client
+            status = grpc.StatusCode.INTERNAL
+            logger.error("unexpected %s in %s", Plain(type(exc).__name__), Plain(method))
+            await self._abort(context, rpc, status, "internal error")
+        finally:
+            span.set_attribute("confide.status", status.name)
+            if status != grpc.StatusCode.OK:
+                span.set_status(trace.StatusCode.ERROR)
+                if not rpc.admitted:
+                    self._telemetry.metrics.refused(status.name)
+            self._telemetry.metrics.call_ended(rpc.tenant, status.name)
+            span.end()
+
+    @staticmethod
+    async def _abort(
+        context: grpc.aio.ServicerContext,
+        rpc: _Rpc,
+        code: grpc.StatusCode,
+        message: str,
+        error_id: str | None = None,
+    ) -> None:
+        error_id = error_id or new_error_id()
+        rpc.span.set_attribute("confide.error_id", error_id)
+        logger.warning("rpc failed %s: %s", Plain(error_id), Plain(code.name))
+        await context.abort(code, f"{message} (error id {error_id})")
 
     async def StreamCall(
         self,
         request_iterator: AsyncIterator[pb.StreamCallRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.StreamCallResponse]:
-        try:
-            tenant = self._authorize(context)
-            with self._admit():
-                session = await self._open(request_iterator, tenant)
+        async with self._handling(context, "StreamCall") as rpc:
+            tenant = self._authorize(context, rpc)
+            with self._admit(rpc):
+                session = await self._open(request_iterator, tenant, rpc)
                 reader = asyncio.create_task(self._read(session, request_iterator))
                 try:
                     async for event in session.events():
@@ -77,17 +156,15 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     await reader
                     if session.rejected is not None:
                         raise session.rejected
-                    yield session.summary()
+                    summary = session.summary()
+                    _record_summary(rpc.span, summary.summary)
+                    yield summary
                 finally:
                     reader.cancel()
                     await session.close()
-        except ConfideError as error:
-            await _abort(context, error)
-        except Exception as exc:  # never let exception text reach the client
-            await _abort_internal(context, exc)
 
     async def _open(
-        self, request_iterator: AsyncIterator[pb.StreamCallRequest], tenant: str
+        self, request_iterator: AsyncIterator[pb.StreamCallRequest], tenant: str, rpc: _Rpc
     ) -> CallSession:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("request") != "config":
@@ -96,10 +173,12 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         setup = parse_setup(
             config.call_id, config.audio, config.interim_results, config.agent_replies
         )
+        _record_setup(rpc, setup)
         return CallSession(
             setup,
             self._config,
             self._transcribe,
+            self._telemetry,
             self._dialogue,
             self._config.system_prompt(tenant),
             tenant,
@@ -126,15 +205,18 @@ class CallService(call_pb2_grpc.CallServiceServicer):
     async def Transcribe(
         self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
     ) -> pb.TranscribeResponse:
-        try:
-            tenant = self._authorize(context)
-            with self._admit():
+        async with self._handling(context, "Transcribe") as rpc:
+            tenant = self._authorize(context, rpc)
+            with self._admit(rpc):
                 if len(request.data) > self._config.gateway.max_recording_bytes:
                     raise InvalidArgument(
                         f"recording exceeds {self._config.gateway.max_recording_bytes} bytes"
                     )
                 setup = parse_setup(request.call_id, request.audio, interim_results=False)
-                session = CallSession(setup, self._config, self._transcribe, tenant=tenant)
+                _record_setup(rpc, setup)
+                session = CallSession(
+                    setup, self._config, self._transcribe, self._telemetry, tenant=tenant
+                )
                 step = self._config.gateway.max_chunk_bytes
                 for start in range(0, len(request.data), step):
                     session.feed(request.data[start : start + step])
@@ -144,22 +226,18 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     if event.WhichOneof("event") == "error":
                         raise _error_from_event(event.error)
                     segments.append(event.transcript)
+                summary = session.summary().summary
+                _record_summary(rpc.span, summary)
                 return pb.TranscribeResponse(
-                    call_id=setup.call_id,
-                    segments=segments,
-                    summary=session.summary().summary,
+                    call_id=setup.call_id, segments=segments, summary=summary
                 )
-        except ConfideError as error:
-            await _abort(context, error)
-        except Exception as exc:
-            await _abort_internal(context, exc)
-        raise AssertionError("unreachable: abort raises")
+        raise AssertionError("unreachable: _handling aborts")
 
     async def Converse(
         self, request: pb.ConverseRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ConverseResponse]:
-        try:
-            tenant = self._authorize(context)
+        async with self._handling(context, "Converse") as rpc:
+            tenant = self._authorize(context, rpc)
             if self._dialogue is None:
                 raise FailedPrecondition("the dialogue model is not enabled on this gateway")
             dialogue_request = _dialogue_request(
@@ -168,18 +246,42 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 self._config.system_prompt(tenant),
                 self._config.dialogue.max_reply_tokens,
             )
-            with self._admit():
+            rpc.identify(call_id=request.conversation_id)
+            with self._admit(rpc):
                 text = ""
-                async for delta in self._dialogue(dialogue_request):
-                    text += delta
-                    yield pb.ConverseResponse(conversation_id=request.conversation_id, delta=delta)
+                with self._telemetry.tracer.start_as_current_span(
+                    "confide.reply", record_exception=False
+                ) as span:
+                    async for delta in self._dialogue(dialogue_request):
+                        text += delta
+                        yield pb.ConverseResponse(
+                            conversation_id=request.conversation_id, delta=delta
+                        )
+                    span.set_attribute("confide.text_chars", len(text))
                 yield pb.ConverseResponse(
                     conversation_id=request.conversation_id, is_final=True, text=text.strip()
                 )
-        except ConfideError as error:
-            await _abort(context, error)
-        except Exception as exc:
-            await _abort_internal(context, exc)
+
+
+def _record_setup(rpc: _Rpc, setup) -> None:
+    rpc.identify(call_id=setup.call_id)
+    rpc.span.set_attributes(
+        {
+            "confide.encoding": setup.encoding.name,
+            "confide.sample_rate_hz": setup.sample_rate,
+            "confide.channels": len(setup.roles),
+        }
+    )
+
+
+def _record_summary(span: trace.Span, summary: pb.CallSummary) -> None:
+    span.set_attributes(
+        {
+            "confide.audio_seconds": summary.audio_seconds,
+            "confide.turns": summary.turns,
+            "confide.final_segments": summary.final_segments,
+        }
+    )
 
 
 def _dialogue_request(
@@ -207,18 +309,7 @@ def _dialogue_request(
 
 
 def _error_from_event(error: pb.CallError) -> ConfideError:
-    failure = ConfideError(f"{error.message} (error id {error.error_id})")
+    failure = ConfideError(error.message)
     failure.code = getattr(grpc.StatusCode, error.code, grpc.StatusCode.INTERNAL)
+    failure.error_id = error.error_id
     return failure
-
-
-async def _abort(context: grpc.aio.ServicerContext, error: ConfideError) -> None:
-    await context.abort(error.code, str(error))
-
-
-async def _abort_internal(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    if isinstance(exc, grpc.aio.AbortError):
-        raise exc
-    error_id = uuid.uuid4().hex[:16]
-    logger.error("internal error %s: %s", error_id, type(exc).__name__)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})")

@@ -9,12 +9,15 @@ order their turns ended, whatever order the transcriptions finish in.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from opentelemetry.trace import SpanKind
+
+from cluster.allowlist import Plain, confide_logger, plain_type
 from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
 from serve.agent import AgentReplies, ReplyStream
@@ -22,9 +25,10 @@ from serve.audio import SUPPORTED_RATES, Encoding, StreamDecoder, float_to_pcm16
 from serve.errors import ConfideError, EngineUnavailable, FailedPrecondition, InvalidArgument
 from serve.local_agreement import InterimTracker
 from serve.messages import TurnAudio, TurnTranscript
+from serve.telemetry import GatewayTelemetry
 from serve.turns import Turn, TurnSegmenter
 
-logger = logging.getLogger("confide.gateway")
+logger = confide_logger("confide.gateway")
 
 Transcribe = Callable[[TurnAudio], Awaitable[TurnTranscript]]
 
@@ -32,6 +36,11 @@ _ENCODINGS = {
     pb.AUDIO_ENCODING_LINEAR16: Encoding.LINEAR16,
     pb.AUDIO_ENCODING_MULAW: Encoding.MULAW,
     pb.AUDIO_ENCODING_ALAW: Encoding.ALAW,
+}
+ROLE_NAMES = {
+    pb.SPEAKER_ROLE_CUSTOMER: "customer",
+    pb.SPEAKER_ROLE_AGENT: "agent",
+    pb.SPEAKER_ROLE_UNSPECIFIED: "unspecified",
 }
 _CALL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _LANGUAGE = re.compile(r"^([a-z]{2,3})(-[A-Za-z0-9]{2,8})*$")
@@ -79,7 +88,7 @@ def parse_setup(
 
 def error_event(call_id: str, error: ConfideError) -> pb.StreamCallResponse:
     error_id = uuid.uuid4().hex[:16]
-    logger.warning("call error %s: %s", error_id, error.code.name)
+    logger.warning("call error %s: %s", Plain(error_id), Plain(error.code.name))
     return pb.StreamCallResponse(
         call_id=call_id,
         error=pb.CallError(code=error.code.name, message=str(error), error_id=error_id),
@@ -94,6 +103,14 @@ class _Channel:
         self.interims = InterimTracker()
         self.interim_in_flight = False
         self.interim_at_samples = 0
+        self.speech_started_ns: int | None = None
+        """Wall clock when the VAD heard this turn's first speech (the VAD span's start)."""
+        self.vad_cpu_ns = 0
+        """Time spent in the VAD for this turn so far."""
+
+    @property
+    def role_name(self) -> str:
+        return ROLE_NAMES.get(self.role, "unspecified")
 
 
 class CallSession:
@@ -105,6 +122,7 @@ class CallSession:
         setup: CallSetup,
         config: ConfideConfig,
         transcribe: Transcribe,
+        telemetry: GatewayTelemetry,
         dialogue: ReplyStream | None = None,
         system_prompt: str = "",
         tenant: str = "",
@@ -113,6 +131,7 @@ class CallSession:
         self._tenant = tenant
         self._config = config
         self._transcribe = transcribe
+        self._telemetry = telemetry
         self._decoder = StreamDecoder(setup.encoding, setup.sample_rate, len(setup.roles))
         self._channels = [_Channel(i, role, config) for i, role in enumerate(setup.roles)]
         self._interim_samples = int(config.transcriber.interim_interval_seconds * 16000)
@@ -134,6 +153,7 @@ class CallSession:
                 dialogue,
                 self._out.put_nowait,
                 lambda error: error_event(setup.call_id, error),
+                telemetry.tracer,
             )
         self.final_segments = 0
         self.turns = 0
@@ -151,9 +171,14 @@ class CallSession:
             )
         for channel, audio in zip(self._channels, self._decoder.decode(data), strict=True):
             speech_starts = channel.segmenter.speech_starts
-            for turn in channel.segmenter.feed(audio):
-                self._schedule_final(channel, turn)
+            started = time.perf_counter_ns()
+            turns = channel.segmenter.feed(audio)
+            channel.vad_cpu_ns += time.perf_counter_ns() - started
             barged_in = channel.segmenter.speech_starts > speech_starts
+            if barged_in and channel.speech_started_ns is None:
+                channel.speech_started_ns = time.time_ns()
+            for turn in turns:
+                self._schedule_final(channel, turn)
             if barged_in and self.agent is not None and channel.role == pb.SPEAKER_ROLE_CUSTOMER:
                 self.agent.barge_in()
             if self.setup.interim_results:
@@ -228,7 +253,26 @@ class CallSession:
         self.turns += 1
         channel.interims.reset()
         channel.interim_at_samples = 0
-        self._spawn(self._final(channel, turn))
+        self._record_vad(channel, turn)
+        self._telemetry.metrics.turn(self._tenant, channel.role_name)
+        self._spawn(self._final(channel, turn, time.perf_counter()))
+
+    def _record_vad(self, channel: _Channel, turn: Turn) -> None:
+        """One span per turn, from its first speech to the VAD cutting it."""
+        span = self._telemetry.tracer.start_span(
+            "confide.vad",
+            start_time=channel.speech_started_ns or time.time_ns(),
+            attributes={
+                "confide.channel": channel.index,
+                "confide.role": channel.role_name,
+                "confide.turn_index": turn.index,
+                "confide.speech_seconds": round(turn.end_seconds - turn.start_seconds, 3),
+                "confide.vad_cpu_ms": round(channel.vad_cpu_ns / 1e6, 3),
+            },
+        )
+        span.end()
+        channel.speech_started_ns = None
+        channel.vad_cpu_ns = 0
 
     def _maybe_schedule_interim(self, channel: _Channel) -> None:
         speech = channel.segmenter.speech_samples
@@ -250,17 +294,41 @@ class CallSession:
             self.setup.call_id,
         )
 
-    async def _final(self, channel: _Channel, turn: Turn) -> pb.StreamCallResponse | None:
+    async def _transcribe_traced(
+        self, channel: _Channel, turn: Turn, word_timestamps: bool
+    ) -> TurnTranscript:
+        """The transcription, in a span that the request carries to the transcriber."""
+        with self._telemetry.tracer.start_as_current_span(
+            "confide.transcribe",
+            kind=SpanKind.CLIENT,
+            record_exception=False,
+            attributes={
+                "confide.channel": channel.index,
+                "confide.turn_index": turn.index,
+                "confide.audio_seconds": round(turn.end_seconds - turn.start_seconds, 3),
+                "confide.interim": not word_timestamps,
+            },
+        ) as span:
+            result = await self._transcribe(self._turn_audio(turn, word_timestamps))
+            span.set_attributes(
+                {"confide.words": len(result.words), "confide.text_chars": len(result.text)}
+            )
+            return result
+
+    async def _final(
+        self, channel: _Channel, turn: Turn, ended_at: float
+    ) -> pb.StreamCallResponse | None:
         try:
-            result = await self._transcribe(self._turn_audio(turn, word_timestamps=True))
+            result = await self._transcribe_traced(channel, turn, word_timestamps=True)
         except ConfideError as error:
             return error_event(self.setup.call_id, error)
         except Exception as exc:
-            logger.warning("turn transcription failed: %s", type(exc).__name__)
+            logger.warning("turn transcription failed: %s", plain_type(exc))
             failure = EngineUnavailable(
                 f"transcription failed for turn {turn.index} on channel {channel.index}"
             )
             return error_event(self.setup.call_id, failure)
+        self._telemetry.metrics.final_latency(self._tenant, time.perf_counter() - ended_at)
         if not result.text:
             return None
         self.final_segments += 1
@@ -268,7 +336,7 @@ class CallSession:
 
     async def _interim(self, channel: _Channel, turn: Turn) -> pb.StreamCallResponse | None:
         try:
-            result = await self._transcribe(self._turn_audio(turn, word_timestamps=False))
+            result = await self._transcribe_traced(channel, turn, word_timestamps=False)
         except Exception:
             return None  # an interim is an optimisation; the final reports failures
         finally:

@@ -3,16 +3,20 @@ Serve options, including the environment vLLM reads, derive from DialogueConfig.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from opentelemetry.trace import SpanKind, StatusCode
 from ray import serve
 
-from cluster.config import ConfideConfig, DialogueConfig, KeysConfig
+from cluster.config import ConfideConfig, DialogueConfig
 from cluster.envelope import EnvelopeError
 from serve.errors import EngineUnavailable
 from serve.messages import ReplyRequest, Sealed
-from serve.sealed import PayloadCodec, sealing_failure_counter
+from serve.metrics import sealing_failure_counter
+from serve.sealed import PayloadCodec
+from serve.telemetry import configure_process, remote_parent
 from serve.vllm_engine import DialogueEngine, VllmEngine, vllm_environment
 
 
@@ -20,35 +24,60 @@ from serve.vllm_engine import DialogueEngine, VllmEngine, vllm_environment
 class Dialogue:
     def __init__(
         self,
-        config: DialogueConfig,
-        model_dir: str,
-        keys: KeysConfig,
-        state_dir: Path,
+        config: ConfideConfig,
         engine_factory: Callable[[DialogueConfig, str], DialogueEngine] = VllmEngine,
     ) -> None:
-        self._codec = PayloadCodec.build(keys, state_dir, sealing_failure_counter())
-        self._engine = engine_factory(config, model_dir)
+        self._codec = PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
+        self._tracing = configure_process(config, "confide-dialogue")
+        self._model = Path(config.dialogue_model_dir).name
+        self._engine = engine_factory(config.dialogue, str(config.dialogue_model_dir))
 
     async def reply(self, request: ReplyRequest) -> AsyncIterator[Sealed]:
         """Open the sealed prompt here and stream sealed text deltas back. Cancelling the
         caller aborts the engine request."""
+        started = time.perf_counter()
+        deltas = 0
+        # Not made current: a span context attached inside an async generator would be
+        # detached from another context when the caller cancels (barge-in).
+        span = self._tracing.tracer.start_span(
+            "confide.dialogue.generate",
+            context=remote_parent(request.trace_context),
+            kind=SpanKind.SERVER,
+            attributes={"confide.model": self._model},
+        )
         try:
             dialogue_request = self._codec.open_prompt(request)
+            span.set_attribute("confide.prompt_turns", len(dialogue_request.turns))
             async for delta in self._engine.stream(dialogue_request):
+                if deltas == 0:
+                    first_ms = round((time.perf_counter() - started) * 1000, 1)
+                    span.set_attribute("confide.first_delta_ms", first_ms)
+                deltas += 1
                 yield self._codec.seal_reply(
                     delta, dialogue_request.tenant, dialogue_request.call_id
                 )
         except EnvelopeError as exc:
+            span.set_status(StatusCode.ERROR)
             raise EngineUnavailable(f"sealing failed ({type(exc).__name__})") from None
         except Exception as exc:
+            span.set_status(StatusCode.ERROR)
             # vLLM errors can quote the prompt; only the type travels on.
             raise EngineUnavailable(f"dialogue engine failed ({type(exc).__name__})") from None
+        except BaseException:  # cancelled by the caller: barge-in or hang-up
+            span.set_attribute("confide.interrupted", True)
+            raise
+        finally:
+            span.set_attribute("confide.deltas", deltas)
+            span.end()
 
     async def stats(self) -> dict[str, int]:
         return self._engine.stats()
 
     async def check_health(self) -> None:
         await self._engine.check_health()
+
+    def __del__(self) -> None:
+        self._tracing.shutdown()
 
 
 def serve_options(config: ConfideConfig) -> dict:

@@ -17,6 +17,8 @@ import grpc
 
 class ConfideError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    error_id: str | None = None
+    """Set when the error was already reported under an id (e.g. as a call event)."""
 
 
 class InvalidArgument(ConfideError):

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
+from cluster.allowlist import confide_logger, plain_type
 from cluster.config import ConfideConfig, GatewayConfig
 from serve.errors import EngineUnavailable, ResourceExhausted
 from serve.messages import DialogueRequest, TurnAudio, TurnTranscript
-from serve.sealed import PayloadCodec, sealing_failure_counter
+from serve.metrics import sealing_failure_counter
+from serve.sealed import PayloadCodec
 from serve.server import RunningServer, TlsFiles, start_server
+from serve.telemetry import GatewayTelemetry, configure_process, current_trace_context
 
-logger = logging.getLogger("confide.gateway")
+logger = confide_logger("confide.gateway")
 
 
 @serve.deployment
@@ -40,32 +42,48 @@ class Gateway:
         self._dialogue = dialogue
         self._config = config
         self._codec = PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
+        self._tracing = configure_process(config, "confide-gateway")
+        self._telemetry = GatewayTelemetry.of(self._tracing)
         self._running: RunningServer = await start_server(
-            config, tls, self._transcribe, self._reply if dialogue is not None else None
+            config,
+            tls,
+            self._transcribe,
+            self._reply if dialogue is not None else None,
+            self._telemetry,
+            self._tracing.provider,
         )
 
     async def _transcribe(self, turn: TurnAudio) -> TurnTranscript:
+        """Seal the turn and send it with the current span's traceparent."""
+        metrics = self._telemetry.metrics
+        metrics.request_started("transcription")
         try:
-            request = self._codec.seal_turn(turn)
+            request = self._codec.seal_turn(turn, current_trace_context())
             return self._codec.open_transcript(await self._transcriber.transcribe.remote(request))
         except BackPressureError:
             raise ResourceExhausted("the transcriber is at capacity") from None
         except Exception as exc:
-            logger.warning("transcriber call failed: %s", type(exc).__name__)
+            logger.warning("transcriber call failed: %s", plain_type(exc))
             raise EngineUnavailable("the transcriber failed") from None
+        finally:
+            metrics.request_ended("transcription")
 
     async def _reply(self, request: DialogueRequest) -> AsyncIterator[str]:
         assert self._dialogue is not None
-        stream = self._dialogue.reply.options(stream=True).remote(self._codec.seal_prompt(request))
+        metrics = self._telemetry.metrics
+        metrics.request_started("dialogue")
+        sealed = self._codec.seal_prompt(request, current_trace_context())
+        stream = self._dialogue.reply.options(stream=True).remote(sealed)
         try:
             async for payload in stream:
                 yield self._codec.open_reply(payload)
         except BackPressureError:
             raise ResourceExhausted("the dialogue model is at capacity; reply skipped") from None
         except Exception as exc:
-            logger.warning("dialogue call failed: %s", type(exc).__name__)
+            logger.warning("dialogue call failed: %s", plain_type(exc))
             raise EngineUnavailable("the dialogue model failed") from None
         finally:
+            metrics.request_ended("dialogue")
             # On barge-in this aborts the generation; on a rejected request it re-raises
             # the rejection, which was already translated above.
             with contextlib.suppress(Exception):
@@ -96,6 +114,7 @@ class Gateway:
 
     async def __del__(self) -> None:
         await self._running.stop(self._config.gateway.shutdown_grace_seconds)
+        self._tracing.shutdown()
 
 
 def serve_options(config: GatewayConfig) -> dict:

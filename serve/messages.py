@@ -70,6 +70,8 @@ class TurnRequest:
     audio: Sealed
     language: str
     word_timestamps: bool
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """W3C traceparent of the caller's span (ids only), so the trace continues here."""
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,5 @@ class ReplyRequest:
     prompt: Sealed
     request_id: str
     max_tokens: int
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """W3C traceparent of the caller's span (ids only)."""

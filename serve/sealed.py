@@ -54,19 +54,6 @@ def key_provider(keys: KeysConfig, state_dir: Path) -> KeyProvider:
     return LocalKeyProvider(state_dir / "keys" / "local-kek.json", keys.production)
 
 
-def sealing_failure_counter() -> Callable[[str, str], None]:
-    """A Prometheus counter (through Ray's metrics) of sealing and opening failures by
-    operation and error type; call only inside a Ray worker."""
-    from ray.util.metrics import Counter
-
-    counter = Counter(
-        "confide_sealing_failures",
-        description="Payloads that could not be sealed or opened (fail closed).",
-        tag_keys=("operation", "error"),
-    )
-    return lambda operation, error: counter.inc(tags={"operation": operation, "error": error})
-
-
 class PayloadCodec:
     def __init__(
         self, sealer: Sealer | None, on_failure: Callable[[str, str], None] | None = None
@@ -117,9 +104,11 @@ class PayloadCodec:
 
     # -- typed payloads -----------------------------------------------------------------
 
-    def seal_turn(self, turn: TurnAudio) -> TurnRequest:
+    def seal_turn(
+        self, turn: TurnAudio, trace_context: dict[str, str] | None = None
+    ) -> TurnRequest:
         audio = self.seal(turn.pcm16, turn.tenant, turn.call_id, TURN_AUDIO)
-        return TurnRequest(audio, turn.language, turn.word_timestamps)
+        return TurnRequest(audio, turn.language, turn.word_timestamps, trace_context or {})
 
     def open_turn(self, request: TurnRequest) -> TurnAudio:
         pcm16 = self.open(request.audio, TURN_AUDIO)
@@ -139,10 +128,12 @@ class PayloadCodec:
         words = tuple(Word(**word) for word in data.pop("words"))
         return TurnTranscript(words=words, **data)
 
-    def seal_prompt(self, request: DialogueRequest) -> ReplyRequest:
+    def seal_prompt(
+        self, request: DialogueRequest, trace_context: dict[str, str] | None = None
+    ) -> ReplyRequest:
         content = {"system_prompt": request.system_prompt, "turns": request.turns}
         prompt = self.seal(json.dumps(content).encode(), request.tenant, request.call_id, PROMPT)
-        return ReplyRequest(prompt, request.request_id, request.max_tokens)
+        return ReplyRequest(prompt, request.request_id, request.max_tokens, trace_context or {})
 
     def open_prompt(self, request: ReplyRequest) -> DialogueRequest:
         content = json.loads(self.open(request.prompt, PROMPT))

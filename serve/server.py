@@ -7,12 +7,14 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from cluster.config import ConfideConfig
 from confide.v1 import call_pb2, call_pb2_grpc
 from serve.agent import ReplyStream
 from serve.call_service import CallService
 from serve.call_session import Transcribe
+from serve.telemetry import GatewayTelemetry
 
 SERVICE_NAME = call_pb2.DESCRIPTOR.services_by_name["CallService"].full_name
 _ENVELOPE_BYTES = 64 * 1024
@@ -51,17 +53,27 @@ async def start_server(
     tls: TlsFiles,
     transcribe: Transcribe,
     dialogue: ReplyStream | None = None,
+    telemetry: GatewayTelemetry | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> RunningServer:
     """Start the mTLS server on config.gateway.host:port and return it with its bound
-    port (port 0 picks a free one). There is no plaintext port."""
+    port (port 0 picks a free one). There is no plaintext port. With a tracer provider,
+    opentelemetry-instrumentation-grpc adds a server span per RPC (through the same
+    allowlist as every other span)."""
     max_message = config.gateway.max_recording_bytes + _ENVELOPE_BYTES
+    interceptors = []
+    if tracer_provider is not None:
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+        interceptors.append(aio_server_interceptor(tracer_provider=tracer_provider))
     server = grpc.aio.server(
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", max_message),
-        ]
+        ],
     )
-    service = CallService(config, transcribe, dialogue)
+    service = CallService(config, transcribe, dialogue, telemetry)
     call_pb2_grpc.add_CallServiceServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

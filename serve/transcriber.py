@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from opentelemetry.trace import SpanKind
 from ray import serve
 
-from cluster.config import KeysConfig, TranscriberConfig
+from cluster.config import ConfideConfig, TranscriberConfig
 from cluster.envelope import EnvelopeError
 from serve.errors import EngineUnavailable
 from serve.messages import Sealed, TurnRequest
-from serve.sealed import PayloadCodec, sealing_failure_counter
-from serve.whisper_engine import TranscriptionEngine, WhisperEngine
+from serve.metrics import TranscriberMetrics, sealing_failure_counter
+from serve.sealed import PayloadCodec
+from serve.telemetry import configure_process, remote_parent
+from serve.whisper_engine import TranscriptionEngine, WhisperEngine, resolve_model
 
 
 @serve.deployment
@@ -22,13 +25,14 @@ class Transcriber:
 
     def __init__(
         self,
-        config: TranscriberConfig,
-        keys: KeysConfig,
-        state_dir: Path,
+        config: ConfideConfig,
         engine_factory: Callable[[TranscriberConfig], TranscriptionEngine] = WhisperEngine,
     ) -> None:
-        self._codec = PayloadCodec.build(keys, state_dir, sealing_failure_counter())
-        self._engine = engine_factory(config)
+        self._codec = PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
+        self._tracing = configure_process(config, "confide-transcriber")
+        self._model = Path(resolve_model(config.transcriber)).name
+        self._metrics = TranscriberMetrics(self._tracing.hasher, self._model)
+        self._engine = engine_factory(config.transcriber)
         self._failures_in_a_row = 0
         self._turns = 0
         self._audio_seconds = 0.0
@@ -36,26 +40,46 @@ class Transcriber:
 
     async def transcribe(self, request: TurnRequest) -> Sealed:
         """Open the sealed turn here, transcribe it, and seal the transcript."""
-        try:
-            turn = self._codec.open_turn(request)
-        except EnvelopeError as exc:
-            raise EngineUnavailable(f"turn could not be opened ({type(exc).__name__})") from None
-        try:
-            result = await self._engine.transcribe(turn)
-        except Exception as exc:
-            self._failures_in_a_row += 1
-            # The message may quote model input; only the type travels on.
-            raise EngineUnavailable(f"transcription failed ({type(exc).__name__})") from None
-        self._failures_in_a_row = 0
-        self._turns += 1
-        self._audio_seconds += result.audio_seconds
-        self._decode_seconds += result.decode_seconds
-        try:
-            return self._codec.seal_transcript(result, turn.tenant, turn.call_id)
-        except EnvelopeError as exc:
-            raise EngineUnavailable(
-                f"transcript could not be sealed ({type(exc).__name__})"
-            ) from None
+        with self._tracing.tracer.start_as_current_span(
+            "confide.transcriber.decode",
+            context=remote_parent(request.trace_context),
+            kind=SpanKind.SERVER,
+            record_exception=False,
+            attributes={"confide.model": self._model},
+        ) as span:
+            try:
+                turn = self._codec.open_turn(request)
+            except EnvelopeError as exc:
+                raise EngineUnavailable(
+                    f"turn could not be opened ({type(exc).__name__})"
+                ) from None
+            try:
+                result = await self._engine.transcribe(turn)
+            except Exception as exc:
+                self._failures_in_a_row += 1
+                # The message may quote model input; only the type travels on.
+                raise EngineUnavailable(f"transcription failed ({type(exc).__name__})") from None
+            self._failures_in_a_row = 0
+            self._turns += 1
+            self._audio_seconds += result.audio_seconds
+            self._decode_seconds += result.decode_seconds
+            self._metrics.decoded(result.audio_seconds, result.decode_seconds)
+            span.set_attributes(
+                {
+                    "confide.audio_seconds": round(result.audio_seconds, 3),
+                    "confide.decode_ms": round(result.decode_seconds * 1000, 1),
+                    "confide.rtf": round(
+                        result.decode_seconds / max(result.audio_seconds, 1e-6), 4
+                    ),
+                    "confide.words": len(result.words),
+                }
+            )
+            try:
+                return self._codec.seal_transcript(result, turn.tenant, turn.call_id)
+            except EnvelopeError as exc:
+                raise EngineUnavailable(
+                    f"transcript could not be sealed ({type(exc).__name__})"
+                ) from None
 
     async def stats(self) -> dict[str, float | str]:
         """Counters for benchmarks: turns, audio seconds, decode seconds (this replica)."""
@@ -69,6 +93,9 @@ class Transcriber:
     def check_health(self) -> None:
         if self._failures_in_a_row >= 3:
             raise RuntimeError("transcription engine failed 3 times in a row")
+
+    def __del__(self) -> None:
+        self._tracing.shutdown()
 
 
 def serve_options(config: TranscriberConfig) -> dict:

@@ -75,3 +75,13 @@ def call_path_config(tmp_path: Path) -> ConfideConfig:
             "dialogue": {"enabled": False},  # test_dialogue.py deploys the LLM
         }
     )
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """SmolLM2-135M prepared from its PyPI package, as `confide models prepare` does."""
+    from cluster import models
+
+    target = tmp_path_factory.mktemp("models") / "smollm2"
+    models.prepare(target, progress=False)
+    return target

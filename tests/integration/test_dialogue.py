@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
-from cluster import lifecycle, models
+from cluster import lifecycle
 from cluster.client import aio_channel, stream_call
 from cluster.config import ConfideConfig
 from cluster.wavfile import Recording
@@ -29,13 +29,6 @@ LONG_WINDED = (
     "You are a contact-center agent who explains everything at great length, in many "
     "long sentences, with examples."
 )
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    target = tmp_path_factory.mktemp("models") / "smollm2"
-    models.prepare(target, progress=False)
-    return target
 
 
 @pytest.fixture(scope="module")
