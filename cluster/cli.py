@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -32,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="embedded cluster, stream a sample call, print the transcript, stop"
     )
     _add_call_options(demo, file_required=False)
+    demo.add_argument(
+        "--no-trace", action="store_true", help="do not print the call's trace afterwards"
+    )
 
     certs = commands.add_parser("certs", help="development PKI")
     certs_commands = certs.add_subparsers(dest="certs_command", required=True)
@@ -67,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("defaults", help="print every field, documented, as YAML")
     config_commands.add_parser("show", help="print the effective configuration")
+    telemetry = commands.add_parser("telemetry", help="traces and metrics")
+    telemetry_commands = telemetry.add_subparsers(dest="telemetry_command", required=True)
+    hash_command = telemetry_commands.add_parser(
+        "hash", help="the hmac-sha256 that traces and metrics show for a call id or tenant"
+    )
+    hash_command.add_argument("value")
     commands.add_parser("serve-config", help="print a Serve config file for `serve deploy`")
     commands.add_parser(
         "ray-env", help="print the environment Ray's CLIs need for this cluster (eval it)"
@@ -107,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": _models,
         "keys": _keys,
         "config": _config,
+        "telemetry": _telemetry,
         "serve-config": _serve_config,
         "ray-env": _ray_env,
     }[args.command]
@@ -198,16 +209,52 @@ def _call(config: ConfideConfig, args: argparse.Namespace) -> int:
 
 def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
     from cluster import lifecycle
+    from cluster.trace_receiver import TraceReceiver
 
     config = config.with_overrides(gateway={"host": "127.0.0.1", "port": 0})
     _prepare_dialogue_model(config)
     _quiet_ray_serve()
-    print("Starting an embedded Ray cluster and deploying Confide ...", flush=True)
-    with lifecycle.embedded(config) as port:
-        print(f"Gateway (mTLS gRPC) on 127.0.0.1:{port}. Streaming {args.file.name} ...\n")
-        status = asyncio.run(_stream_and_print(config, args, f"localhost:{port}"))
-        print("\nStopping the cluster.")
+    with contextlib.ExitStack() as stack:
+        receiver = None
+        if config.telemetry.traces == "off" and not args.no_trace:
+            # No collector configured: receive the spans here and print the call's trace.
+            receiver = stack.enter_context(TraceReceiver())
+            config = config.with_overrides(
+                telemetry={
+                    "traces": "otlp-grpc",
+                    "otlp_endpoint": receiver.endpoint,
+                    "otlp_insecure": True,
+                    "export_delay_ms": 200,
+                }
+            )
+        print("Starting an embedded Ray cluster and deploying Confide ...", flush=True)
+        with lifecycle.embedded(config) as port:
+            print(f"Gateway (mTLS gRPC) on 127.0.0.1:{port}. Streaming {args.file.name} ...\n")
+            status = asyncio.run(_stream_and_print(config, args, f"localhost:{port}"))
+            if receiver is not None:
+                _print_call_trace(receiver)
+            print("\nStopping the cluster.")
     return status
+
+
+def _print_call_trace(receiver) -> None:
+    """The StreamCall's trace as the collector received it (ids hashed, no text)."""
+    import time
+
+    from cluster.trace_receiver import trace_tree
+
+    deadline = time.monotonic() + 15
+    calls = []
+    while time.monotonic() < deadline and not calls:
+        calls = [s for s in receiver.spans if s.name == "/confide.v1.CallService/StreamCall"]
+        time.sleep(0.5)
+    if not calls:
+        print("\nno trace arrived from the cluster", file=sys.stderr)
+        return
+    time.sleep(1.0)  # the replicas' last export batches
+    print(f"\ntrace {calls[-1].trace_id} (what an OpenTelemetry collector receives):")
+    for line in trace_tree(receiver.spans, calls[-1].trace_id):
+        print(line)
 
 
 async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, target: str) -> int:
@@ -310,6 +357,14 @@ def _ray_env(config: ConfideConfig, args: argparse.Namespace) -> int:
 
     for name, value in ray_client_environment(config).items():
         print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def _telemetry(config: ConfideConfig, args: argparse.Namespace) -> int:
+    from cluster.allowlist import IdentifierHasher
+    from serve.telemetry import telemetry_key
+
+    print(IdentifierHasher(telemetry_key(config.keys, config.state_path))(args.value))
     return 0
 
 

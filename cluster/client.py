@@ -157,7 +157,7 @@ async def stream_call(
 
     async def paced() -> AsyncIterator[pb.StreamCallRequest]:
         nonlocal sent_seconds
-        for seconds, request in requests:
+        for index, (seconds, request) in enumerate(requests):
             delay = started + seconds - time.monotonic() if realtime else 0
             await asyncio.sleep(max(delay, 0))
             if call.done():
@@ -166,6 +166,8 @@ async def stream_call(
                 return
             sent_seconds = seconds
             yield request
+            if index == 0:
+                await call.initial_metadata()  # the gateway accepted the call config
 
     call = stub.StreamCall(paced())
     async for event in call:

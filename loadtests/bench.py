@@ -2,18 +2,22 @@
 calls over mutual TLS, and a table of what it sustained.
 
     python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim]
+                              [--agent] [--compare sealing|tracing]
 
 Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
 factor (decode seconds per audio second), calls completed and refused, CPU (percent of
 one core) and peak RSS per Serve deployment, the Locust process's CPU and the whole
 machine's CPU (200 % = both cores here). Prints a table and writes summary.csv and latency.png under
 loadtests/results/<timestamp>/. Each N runs against the same warm cluster in one run,
-so rows compare side by side on this noisy machine.
+so rows compare side by side on this noisy machine. `--compare` runs every level twice,
+on two clusters that differ only in payload sealing or in tracing (exported over OTLP
+to a receiver in this process), and reports the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import resource
@@ -31,6 +35,7 @@ import psutil
 from cluster import lifecycle, models
 from cluster.config import ConfideConfig, load_config
 from cluster.pki import DevPki
+from cluster.trace_receiver import TraceReceiver
 from cluster.wavfile import read_wav
 
 HERE = Path(__file__).resolve().parent
@@ -39,9 +44,25 @@ REPLICA_KINDS = ("Gateway", "Transcriber", "Dialogue")
 NAN = float("nan")
 
 
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    overrides: dict
+
+
+# Each comparison: the variant measured, then its baseline.
+COMPARISONS = {
+    "sealing": (
+        Variant("sealed", {"keys": {"sealing": True}}),
+        Variant("unsealed", {"keys": {"sealing": False}}),
+    ),
+    "tracing": (Variant("traced", {}), Variant("untraced", {"telemetry": {"traces": "off"}})),
+}
+
+
 @dataclass
 class Row:
-    sealing: bool
+    variant: str
     calls: int
     channels: int
     finals: int
@@ -148,9 +169,9 @@ def _locust_row(stats_csv: Path, name: str) -> dict[str, str]:
 
 
 def run_level(
-    calls: int, target: str, tls_dir: Path, recording: Path, args, out: Path, sealing: bool
+    calls: int, target: str, tls_dir: Path, recording: Path, args, out: Path, variant: str
 ) -> Row:
-    prefix = out / f"locust_{'sealed' if sealing else 'unsealed'}_{calls}"
+    prefix = out / f"locust_{variant}_{calls}"
     before = transcriber_totals()
     command = [
         sys.executable,
@@ -219,7 +240,7 @@ def run_level(
             "dialogue_rss_mb": round(monitor.rss_mb["Dialogue"], 1),
         }
     return Row(
-        sealing=sealing,
+        variant=variant,
         calls=calls,
         channels=calls * read_wav(recording).channels,
         finals=int(finals.get("Request Count", 0)),
@@ -259,10 +280,10 @@ def plot(rows: list[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    variants = sorted({r.sealing for r in rows}, reverse=True)
-    for sealing in variants:
-        part = [r for r in rows if r.sealing == sealing]
-        suffix = "" if len(variants) == 1 else (" sealed" if sealing else " unsealed")
+    variants = list(dict.fromkeys(r.variant for r in rows))
+    for variant in variants:
+        part = [r for r in rows if r.variant == variant]
+        suffix = "" if len(variants) == 1 else f" {variant}"
         channels = [r.channels for r in part]
         axis.plot(channels, [r.eot_final_p50_ms for r in part], "o-", label=f"p50{suffix}")
         axis.plot(channels, [r.eot_final_p95_ms for r in part], "s-", label=f"p95{suffix}")
@@ -275,8 +296,24 @@ def plot(rows: list[Row], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-def run_variant(base: ConfideConfig, sealing: bool, args, out: Path) -> list[Row]:
+def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[Row]:
     """Every level against one embedded cluster."""
+    with contextlib.ExitStack() as stack:
+        overrides = dict(variant.overrides)
+        if variant.name == "traced":
+            receiver = stack.enter_context(TraceReceiver())
+            overrides["telemetry"] = {
+                "traces": "otlp-grpc",
+                "otlp_endpoint": receiver.endpoint,
+                "otlp_insecure": True,
+            }
+        rows = _run_levels(base, overrides, variant.name, args, out)
+        if variant.name == "traced":
+            print(f"  spans received by the OTLP receiver: {len(receiver.spans)}")
+        return rows
+
+
+def _run_levels(base: ConfideConfig, overrides: dict, variant: str, args, out: Path) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="confide-bench-") as state:
         dialogue: dict = {"enabled": args.agent}
         if args.agent and base.dialogue.model_dir is None:
@@ -287,7 +324,7 @@ def run_variant(base: ConfideConfig, sealing: bool, args, out: Path) -> list[Row
             state_dir=state,
             gateway={"host": "127.0.0.1", "port": 0},
             dialogue=dialogue,
-            keys={"sealing": sealing},
+            **overrides,
         )
         rows = []
         with lifecycle.embedded(config) as port:
@@ -300,36 +337,39 @@ def run_variant(base: ConfideConfig, sealing: bool, args, out: Path) -> list[Row
             shutil.copy(pki.client_key(tenant), tls_dir / "client.key")
             for calls in (int(n) for n in args.calls.split(",")):
                 target = f"localhost:{port}"
-                row = run_level(calls, target, tls_dir, args.recording, args, out, sealing)
+                row = run_level(calls, target, tls_dir, args.recording, args, out, variant)
                 rows.append(row)
                 print_table([row], flush=True)
         return rows
 
 
-def print_sealing_ratio(rows: list[Row], p95_target_ms: float) -> None:
-    """Calls sustained (p95 within target, none refused) with sealing on vs off."""
+def print_ratio(rows: list[Row], measured: str, baseline: str, p95_target_ms: float) -> None:
+    """Calls sustained (p95 within target, none refused) and completed, measured variant
+    over baseline, and the p95 ratio per level."""
 
-    def sustained(sealing: bool) -> int:
-        return max((r.calls for r in rows if r.sealing == sealing and r.sustained), default=0)
+    def sustained(variant: str) -> int:
+        return max((r.calls for r in rows if r.variant == variant and r.sustained), default=0)
 
-    on, off = sustained(True), sustained(False)
+    on, off = sustained(measured), sustained(baseline)
     ratio = on / off if off else float("nan")
     print(
-        f"\ncalls sustained (p95 <= {p95_target_ms:.0f} ms): sealed {on}, unsealed {off}, "
+        f"\ncalls sustained (p95 <= {p95_target_ms:.0f} ms): {measured} {on}, {baseline} {off}, "
         f"ratio {ratio:.2f}"
     )
-    completed = {v: sum(r.calls_completed for r in rows if r.sealing == v) for v in (True, False)}
-    if completed[False]:
+    completed = {
+        v: sum(r.calls_completed for r in rows if r.variant == v) for v in (measured, baseline)
+    }
+    if completed[baseline]:
         print(
-            f"calls completed over all levels: sealed {completed[True]}, unsealed "
-            f"{completed[False]}, ratio {completed[True] / completed[False]:.3f}"
+            f"calls completed over all levels: {measured} {completed[measured]}, {baseline} "
+            f"{completed[baseline]}, ratio {completed[measured] / completed[baseline]:.3f}"
         )
-    for sealed in (r for r in rows if r.sealing):
-        plain = next((r for r in rows if not r.sealing and r.calls == sealed.calls), None)
-        if plain is not None and plain.eot_final_p95_ms:
+    for row in (r for r in rows if r.variant == measured):
+        base = next((r for r in rows if r.variant == baseline and r.calls == row.calls), None)
+        if base is not None and base.eot_final_p95_ms:
             print(
-                f"  {sealed.calls:3d} calls: p95 sealed/unsealed = "
-                f"{sealed.eot_final_p95_ms / plain.eot_final_p95_ms:.2f}"
+                f"  {row.calls:3d} calls: p95 {measured}/{baseline} = "
+                f"{row.eot_final_p95_ms / base.eot_final_p95_ms:.2f}"
             )
 
 
@@ -368,9 +408,9 @@ def main() -> int:
     parser.add_argument("--config", type=Path, help="Confide config for the cluster")
     parser.add_argument("--p95-target-ms", type=float, default=1000.0)
     parser.add_argument(
-        "--compare-sealing",
-        action="store_true",
-        help="run every level with payload sealing on and off, and report the ratio",
+        "--compare",
+        choices=sorted(COMPARISONS),
+        help="run every level with payload sealing (or tracing) on and off; report the ratio",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -378,10 +418,10 @@ def main() -> int:
     out = args.out / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     base: ConfideConfig = load_config(args.config) if args.config else ConfideConfig()
-    variants = [True, False] if args.compare_sealing else [base.keys.sealing]
+    variants = COMPARISONS[args.compare] if args.compare else (Variant("default", {}),)
     rows = []
-    for sealing in variants:
-        rows += run_variant(base, sealing, args, out)
+    for variant in variants:
+        rows += run_variant(base, variant, args, out)
     with (out / "summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
@@ -392,8 +432,10 @@ def main() -> int:
         f"agent={args.agent})"
     )
     print_table(rows)
-    if args.compare_sealing:
-        print_sealing_ratio(rows, args.p95_target_ms)
+    if args.compare:
+        measured, baseline = COMPARISONS[args.compare]
+        print_ratio(rows, measured.name, baseline.name, args.p95_target_ms)
+    if args.compare == "sealing":
         print_sealing_cost()
     print(f"\nwrote {out / 'summary.csv'} and {out / 'latency.png'}")
     return 0

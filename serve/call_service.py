@@ -149,6 +149,9 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             tenant = self._authorize(context, rpc)
             with self._admit(rpc):
                 session = await self._open(request_iterator, tenant, rpc)
+                # Headers now tell the client that the call was accepted: a client that
+                # waits for them never writes audio into a refused call (grpc#36066).
+                await context.send_initial_metadata(())
                 reader = asyncio.create_task(self._read(session, request_iterator))
                 try:
                     async for event in session.events():
