@@ -146,11 +146,13 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.StreamCallResponse]:
         async with self._handling(context, "StreamCall") as rpc:
+            # The config is read before anything is refused, and headers then say the
+            # call was accepted: a client that waits for them never writes into a call
+            # the gateway ended, which grpcio reports as INTERNAL (grpc#36066).
+            first = await anext(aiter(request_iterator), None)
             tenant = self._authorize(context, rpc)
             with self._admit(rpc):
-                session = await self._open(request_iterator, tenant, rpc)
-                # Headers now tell the client that the call was accepted: a client that
-                # waits for them never writes audio into a refused call (grpc#36066).
+                session = self._open(first, tenant, rpc)
                 await context.send_initial_metadata(())
                 reader = asyncio.create_task(self._read(session, request_iterator))
                 try:
@@ -166,10 +168,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     reader.cancel()
                     await session.close()
 
-    async def _open(
-        self, request_iterator: AsyncIterator[pb.StreamCallRequest], tenant: str, rpc: _Rpc
-    ) -> CallSession:
-        first = await anext(aiter(request_iterator), None)
+    def _open(self, first: pb.StreamCallRequest | None, tenant: str, rpc: _Rpc) -> CallSession:
         if first is None or first.WhichOneof("request") != "config":
             raise InvalidArgument("the first StreamCallRequest must carry a CallConfig")
         config = first.config
