@@ -137,7 +137,7 @@ def trace_tree(spans: list[ReceivedSpan], trace_id: str) -> list[str]:
 
     def emit(parent: str, depth: int) -> None:
         for span in children.get(parent, []):
-            shown = {k: v for k, v in span.attributes.items() if not k.startswith("rpc.")}
+            shown = {k: _short(v) for k, v in span.attributes.items() if not k.startswith("rpc.")}
             details = " ".join(f"{k.removeprefix('confide.')}={v}" for k, v in shown.items())
             lines.append(
                 f"{(span.start_ns - origin) / 1e6:8.1f} ms {span.duration_ms:8.1f} ms  "
@@ -147,3 +147,10 @@ def trace_tree(spans: list[ReceivedSpan], trace_id: str) -> list[str]:
 
     emit("", 0)
     return lines
+
+
+def _short(value: object) -> object:
+    """HMACs shortened for the console (a collector gets them whole)."""
+    if isinstance(value, str) and value.startswith("hmac-sha256:"):
+        return value[:24] + "…"
+    return value

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from opentelemetry.trace import SpanKind
 from ray import serve
@@ -16,7 +15,7 @@ from serve.messages import Sealed, TurnRequest
 from serve.metrics import TranscriberMetrics, sealing_failure_counter
 from serve.sealed import PayloadCodec
 from serve.telemetry import configure_process, remote_parent
-from serve.whisper_engine import TranscriptionEngine, WhisperEngine, resolve_model
+from serve.whisper_engine import TranscriptionEngine, WhisperEngine, model_name
 
 
 @serve.deployment
@@ -30,7 +29,7 @@ class Transcriber:
     ) -> None:
         self._codec = PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
         self._tracing = configure_process(config, "confide-transcriber")
-        self._model = Path(resolve_model(config.transcriber)).name
+        self._model = model_name(config.transcriber)
         self._metrics = TranscriberMetrics(self._tracing.hasher, self._model)
         self._engine = engine_factory(config.transcriber)
         self._failures_in_a_row = 0

