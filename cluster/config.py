@@ -81,6 +81,9 @@ class GatewayConfig(_Strict):
     """Calls beyond this per gateway replica get RESOURCE_EXHAUSTED."""
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
     """How long in-flight calls may finish when the gateway stops."""
+    ray_resources: dict[str, float] = {}
+    """Custom Ray resources the gateway's node must offer: pin it to the node that the
+    load balancer sends traffic to (KubeRay: the head pod)."""
     tls: TlsConfig = TlsConfig()
     """Certificates for mutual TLS."""
 
@@ -109,6 +112,9 @@ class _ReplicaScaling(_Strict):
     """Serve autoscaling; when set, num_replicas is ignored."""
     num_gpus: Annotated[float, Field(ge=0)] = 0.0
     """GPUs (or a fraction) reserved per replica."""
+    ray_resources: dict[str, float] = {}
+    """Custom Ray resources a node must offer to host a replica (place replicas on
+    chosen nodes, e.g. {"confide_transcriber": 1} on GPU workers)."""
 
     def replica_options(self) -> dict[str, Any]:
         """The Serve options for replica count: fixed, or autoscaling."""

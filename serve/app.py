@@ -58,3 +58,25 @@ def app_builder(args: dict[str, Any]) -> Application:
     """Serve config entry point: `args: {config: /path/to/confide.yaml}` (optional)."""
     path = args.get("config")
     return build_app(load_config(Path(path) if path else None))
+
+
+def serve_config(config: ConfideConfig, config_file: str | None) -> dict[str, Any]:
+    """A Serve config document for `serve deploy` or a KubeRay RayService: the
+    application, with each deployment's options derived from the typed config (the same
+    options build_app sets, so the file shows what will run). config_file is where the
+    Confide config will be readable on the cluster's nodes."""
+    from cluster.lifecycle import SERVE_START_OPTIONS
+
+    deployments = [
+        {"name": "Gateway", **gateway.serve_options(config.gateway)},
+        {"name": "Transcriber", **transcriber.serve_options(config.transcriber)},
+    ]
+    if config.dialogue.enabled:
+        deployments.append({"name": "Dialogue", **dialogue.serve_options(config)})
+    application = {
+        "name": APP_NAME,
+        "import_path": "serve.app:app_builder",
+        "args": {"config": config_file} if config_file else {},
+        "deployments": deployments,
+    }
+    return {**SERVE_START_OPTIONS, "applications": [application]}

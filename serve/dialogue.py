@@ -87,6 +87,7 @@ def serve_options(config: ConfideConfig) -> dict:
         "ray_actor_options": {
             "num_cpus": dialogue.num_cpus,
             "num_gpus": dialogue.num_gpus,
+            "resources": dialogue.ray_resources,
             "runtime_env": {"env_vars": vllm_environment(dialogue, config.state_path)},
         },
         "max_ongoing_requests": dialogue.max_ongoing_requests,

@@ -121,7 +121,7 @@ def serve_options(config: GatewayConfig) -> dict:
     """Ray Serve options for the gateway, derived from the typed config."""
     return {
         "num_replicas": config.num_replicas,
-        "ray_actor_options": {"num_cpus": config.num_cpus},
+        "ray_actor_options": {"num_cpus": config.num_cpus, "resources": config.ray_resources},
         # Serve's own request queue is not on the call path (gRPC is), so keep it small.
         "max_ongoing_requests": 16,
     }

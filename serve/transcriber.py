@@ -100,7 +100,11 @@ class Transcriber:
 def serve_options(config: TranscriberConfig) -> dict:
     """Ray Serve options for the transcriber, derived from the typed config."""
     options: dict = {
-        "ray_actor_options": {"num_cpus": config.num_cpus, "num_gpus": config.num_gpus},
+        "ray_actor_options": {
+            "num_cpus": config.num_cpus,
+            "num_gpus": config.num_gpus,
+            "resources": config.ray_resources,
+        },
         "max_ongoing_requests": config.max_ongoing_requests,
         "health_check_period_s": 10,
     }

