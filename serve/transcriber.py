@@ -81,9 +81,13 @@ class Transcriber:
                 ) from None
 
     async def stats(self) -> dict[str, float | str]:
-        """Counters for benchmarks: turns, audio seconds, decode seconds (this replica)."""
+        """Counters for benchmarks and placement checks: this replica, its Ray node, turns,
+        audio seconds, decode seconds."""
+        import ray
+
         return {
             "replica": serve.get_replica_context().replica_id.unique_id,
+            "node_id": ray.get_runtime_context().get_node_id(),
             "turns": self._turns,
             "audio_seconds": self._audio_seconds,
             "decode_seconds": self._decode_seconds,
