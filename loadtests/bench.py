@@ -412,6 +412,12 @@ def main() -> int:
         choices=sorted(COMPARISONS),
         help="run every level with payload sealing (or tracing) on and off; report the ratio",
     )
+    parser.add_argument(
+        "--baseline-first",
+        action="store_true",
+        help="with --compare, run the baseline cluster first (repeat both orders: the first "
+        "cluster of a run is measured on a colder machine)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
@@ -419,6 +425,8 @@ def main() -> int:
     out.mkdir(parents=True)
     base: ConfideConfig = load_config(args.config) if args.config else ConfideConfig()
     variants = COMPARISONS[args.compare] if args.compare else (Variant("default", {}),)
+    if args.baseline_first:
+        variants = tuple(reversed(variants))
     rows = []
     for variant in variants:
         rows += run_variant(base, variant, args, out)

@@ -164,3 +164,21 @@ def test_telemetry_key_is_sealed_stable_and_private(tmp_path):
 
 def test_every_listed_attribute_has_a_confide_or_rpc_name():
     assert all(key.startswith(("confide.", "rpc.")) for key in SPAN_ATTRIBUTES)
+
+
+@pytest.mark.parametrize(
+    ("traces", "endpoint", "exporter_module"),
+    [
+        ("otlp-grpc", "http://127.0.0.1:4317", "opentelemetry.exporter.otlp.proto.grpc"),
+        ("otlp-http", "http://127.0.0.1:4318/v1/traces", "opentelemetry.exporter.otlp.proto.http"),
+        ("console", None, "opentelemetry.sdk.trace.export"),
+    ],
+)
+def test_the_configured_exporter_is_built(traces, endpoint, exporter_module):
+    from serve.telemetry import span_exporter
+
+    config = TelemetryConfig(traces=traces, otlp_endpoint=endpoint, otlp_insecure=True)
+    exporter = span_exporter(config)
+    assert type(exporter).__module__.startswith(exporter_module)
+    exporter.shutdown()
+    assert span_exporter(TelemetryConfig()) is None
