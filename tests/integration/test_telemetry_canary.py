@@ -51,6 +51,15 @@ USER_AGENT_CANARY = "canary-ua-ab12"
 BAD_CALL_ID_CANARY = "canary call id 6e0f"
 # Words of the sample call's speech (examples/two_channel_mulaw_8k.json).
 SPOKEN_CANARIES = ["dashwood", "prudently", "respectable", "amiable", "hold while we try"]
+METRICS = (
+    "confide_active_calls",
+    "confide_calls",
+    "confide_refused_calls",
+    "confide_turns",
+    "confide_turn_final_latency_seconds",
+    "confide_real_time_factor",
+    "confide_queue_depth",
+)
 TENANT_PROMPT = (
     f"You are Acme's support agent. Reference {SYSTEM_CANARY}. Answer in one short sentence."
 )
@@ -206,10 +215,11 @@ def _wait_for_metrics(port: int, timeout: float = 60) -> str:
     while time.monotonic() < deadline:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
-        if "confide_turn_final_latency_seconds" in text and "confide_real_time_factor" in text:
+        if all(name in text for name in METRICS):
             return text
         time.sleep(2)
-    raise AssertionError("Confide's metrics never reached Ray's Prometheus endpoint")
+    missing = [name for name in METRICS if name not in text]
+    raise AssertionError(f"never reached Ray's Prometheus endpoint: {missing}")
 
 
 def _canaries(outcome: dict) -> list[str]:
@@ -336,13 +346,7 @@ def test_no_canary_in_metrics_and_tenants_are_hashed(traced_cluster):
     )
     assert _hits(metrics.encode(), outcome) == []
     assert f'tenant="{hasher("acme")}"' in metrics
-    for name in (
-        "confide_active_calls",
-        "confide_turns",
-        "confide_refused_calls",
-        "confide_queue_depth",
-    ):
-        assert name in metrics, name
+    assert all(name in metrics for name in METRICS)
     assert 'reason="permission_denied"' in metrics
 
 
