@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -60,37 +61,64 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         self._store = store
 
     def Export(self, request, context):
-        spans = []
-        for resource_spans in request.resource_spans:
-            resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    spans.append(
-                        ReceivedSpan(
-                            service=str(resource.get("service.name", "")),
-                            scope=scope_spans.scope.name,
-                            name=span.name,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex(),
-                            start_ns=span.start_time_unix_nano,
-                            end_ns=span.end_time_unix_nano,
-                            status_code=span.status.code,
-                            status_message=span.status.message,
-                            attributes={a.key: _value(a.value) for a in span.attributes},
-                            resource=resource,
-                            events=len(span.events),
-                            links=len(span.links),
-                        )
-                    )
-        with self._store.lock:
-            self._store.raw.append(request.SerializeToString())
-            self._store.spans.extend(spans)
+        _receive(self._store, request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+def _http_handler(store: _Store) -> type[BaseHTTPRequestHandler]:
+    class OtlpHttp(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path != "/v1/traces":
+                self.send_error(404)
+                return
+            request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+            _receive(store, request)
+            reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args) -> None:  # no access log on stderr
+            return None
+
+    return OtlpHttp
+
+
+def _receive(store: _Store, request) -> None:
+    spans = []
+    for resource_spans in request.resource_spans:
+        resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                spans.append(
+                    ReceivedSpan(
+                        service=str(resource.get("service.name", "")),
+                        scope=scope_spans.scope.name,
+                        name=span.name,
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex(),
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
+                        status_code=span.status.code,
+                        status_message=span.status.message,
+                        attributes={a.key: _value(a.value) for a in span.attributes},
+                        resource=resource,
+                        events=len(span.events),
+                        links=len(span.links),
+                    )
+                )
+    with store.lock:
+        store.raw.append(request.SerializeToString())
+        store.spans.extend(spans)
+
+
 class TraceReceiver:
-    """`with TraceReceiver() as receiver:` serves OTLP/gRPC on 127.0.0.1:receiver.port."""
+    """`with TraceReceiver() as receiver:` serves OTLP/gRPC at receiver.endpoint and
+    OTLP/HTTP (protobuf) at receiver.http_endpoint, both on loopback."""
 
     def __init__(self) -> None:
         self._store = _Store()
@@ -99,16 +127,24 @@ class TraceReceiver:
             _TraceService(self._store), self._server
         )
         self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler(self._store))
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_port}/v1/traces"
+
     def __enter__(self) -> TraceReceiver:
         self._server.start()
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._http.shutdown()
+        self._http.server_close()
         self._server.stop(grace=1)
 
     @property

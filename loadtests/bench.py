@@ -302,9 +302,10 @@ def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[
         overrides = dict(variant.overrides)
         if variant.name == "traced":
             receiver = stack.enter_context(TraceReceiver())
+            http = args.otlp == "http"
             overrides["telemetry"] = {
-                "traces": "otlp-grpc",
-                "otlp_endpoint": receiver.endpoint,
+                "traces": f"otlp-{args.otlp}",
+                "otlp_endpoint": receiver.http_endpoint if http else receiver.endpoint,
                 "otlp_insecure": True,
             }
         rows = _run_levels(base, overrides, variant.name, args, out)
@@ -417,6 +418,9 @@ def main() -> int:
         action="store_true",
         help="with --compare, run the baseline cluster first (repeat both orders: the first "
         "cluster of a run is measured on a colder machine)",
+    )
+    parser.add_argument(
+        "--otlp", choices=["grpc", "http"], default="grpc", help="how traced variants export"
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()

@@ -182,3 +182,24 @@ def test_the_configured_exporter_is_built(traces, endpoint, exporter_module):
     assert type(exporter).__module__.startswith(exporter_module)
     exporter.shutdown()
     assert span_exporter(TelemetryConfig()) is None
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_spans_reach_an_otlp_receiver_sanitised(protocol):
+    from cluster.trace_receiver import TraceReceiver
+
+    with TraceReceiver() as receiver:
+        endpoint = receiver.http_endpoint if protocol == "http" else receiver.endpoint
+        config = TelemetryConfig(
+            traces=f"otlp-{protocol}", otlp_endpoint=endpoint, otlp_insecure=True
+        )
+        tracing = build_tracing(config, HASHER, "confide-test")
+        with tracing.tracer.start_as_current_span("confide.call") as span:
+            span.set_attributes({"confide.call_id": CANARY, "confide.turns": 2})
+            span.add_event("text", {"text": CANARY})
+        tracing.provider.force_flush()
+        tracing.shutdown()
+        (received,) = receiver.spans
+    assert received.name == "confide.call" and received.service == "confide-test"
+    assert received.attributes == {"confide.call_id": HASHER(CANARY), "confide.turns": 2}
+    assert received.events == 0 and CANARY.encode() not in b"".join(receiver.raw_requests)
