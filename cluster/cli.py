@@ -226,9 +226,8 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
             receiver = stack.enter_context(TraceReceiver())
             config = config.with_overrides(
                 telemetry={
-                    "traces": "otlp-grpc",
-                    "otlp_endpoint": receiver.endpoint,
-                    "otlp_insecure": True,
+                    "traces": "otlp-http",
+                    "otlp_endpoint": receiver.http_endpoint,
                     "export_delay_ms": 200,
                 }
             )
