@@ -22,7 +22,7 @@ from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
 from serve.agent import ReplyStream
-from serve.call_session import CallSession, Transcribe, parse_setup
+from serve.call_session import CallSession, CallSetup, Transcribe, parse_setup
 from serve.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
 from serve.messages import DialogueRequest
 from serve.telemetry import GatewayTelemetry
@@ -265,7 +265,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 )
 
 
-def _record_setup(rpc: _Rpc, setup) -> None:
+def _record_setup(rpc: _Rpc, setup: CallSetup) -> None:
     rpc.identify(call_id=setup.call_id)
     rpc.span.set_attributes(
         {

@@ -70,10 +70,10 @@ class Gateway:
 
     async def _reply(self, request: DialogueRequest) -> AsyncIterator[str]:
         assert self._dialogue is not None
-        metrics = self._telemetry.metrics
-        metrics.request_started("dialogue")
         sealed = self._codec.seal_prompt(request, current_trace_context())
         stream = self._dialogue.reply.options(stream=True).remote(sealed)
+        metrics = self._telemetry.metrics
+        metrics.request_started("dialogue")
         try:
             async for payload in stream:
                 yield self._codec.open_reply(payload)

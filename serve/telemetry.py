@@ -33,6 +33,7 @@ from cluster.allowlist import (
 )
 from cluster.config import ConfideConfig, KeysConfig, TelemetryConfig
 from cluster.envelope import Binding
+from cluster.pki import write_secret
 from cluster.sealing import Sealer
 
 if TYPE_CHECKING:
@@ -54,10 +55,8 @@ def telemetry_key(keys: KeysConfig, state_dir: Path) -> bytes:
     path = state_dir / "keys" / "telemetry-hmac.sealed"
     sealer = Sealer(key_provider(keys, state_dir))
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         staged = path.with_name(f".{path.name}.{os.getpid()}")
-        staged.write_bytes(sealer.seal(os.urandom(32), _KEY_BINDING))
-        staged.chmod(0o600)
+        write_secret(staged, sealer.seal(os.urandom(32), _KEY_BINDING))
         try:
             os.link(staged, path)  # create-if-absent: concurrent replicas agree on one key
         except FileExistsError:
