@@ -1,19 +1,25 @@
 """Two Ray nodes on one machine, as separate `ray start` processes with Ray's TLS and
 token auth on: the transcriber replica is placed on the worker node (the GPU pool's
-role in infra/terraform) and a real call is served through it."""
+role in infra/terraform) and a real call is served through it.
+
+Everything that talks to Ray runs in subprocesses (`ray start`, `confide up --address`,
+`confide down`, a placement probe), as an operator would run it; the test process
+itself only makes the gRPC call."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
-from cluster import lifecycle
 from cluster.client import ClientTls, aio_channel, stream_call
-from cluster.config import ConfideConfig
 from cluster.pki import DevPki
 from cluster.scoring import word_error_rate
 from confide.v1 import call_pb2_grpc
@@ -23,72 +29,103 @@ from tests.integration.probes import answers_plaintext_http2
 pytestmark = pytest.mark.integration
 
 WORKER_RESOURCE = "confide_worker_node"
+RAY = str(Path(sys.executable).with_name("ray"))
+
+# Prints the environment Ray needs for this config (token auth and TLS on).
+_RAY_ENVIRONMENT = """
+import json, sys
+from cluster import lifecycle
+from cluster.config import load_config
+config = load_config(sys.argv[1])
+print(json.dumps({**lifecycle.use_ray_token_auth(config), **lifecycle.use_ray_tls(config, True)}))
+"""
+
+# Prints the alive nodes' resources and the node of the Transcriber replica.
+_PLACEMENT = """
+import json, ray
+from ray import serve
+ray.init(log_to_driver=False, logging_level="ERROR")
+nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+stats = serve.get_deployment_handle("Transcriber", "confide").stats.remote().result()
+print(json.dumps({"nodes": nodes, "transcriber": stats}))
+"""
 
 
-def _ray(*args: str) -> None:
-    subprocess.run([lifecycle._ray_cli(), *args], check=True, stdout=subprocess.DEVNULL)
+def _run(command: list[str], env: dict, timeout: float = 300) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    config = ConfideConfig.model_validate(
-        {
-            "state_dir": str(tmp_path_factory.mktemp("state")),
-            "tenants": [{"name": "acme"}],
-            "gateway": {"host": "127.0.0.1", "port": 0},
-            "transcriber": {"ray_resources": {WORKER_RESOURCE: 1}},
-            "dialogue": {"enabled": False},
-            "ray": {"tls": "on"},
-        }
-    )
-    environment = {**lifecycle.use_ray_token_auth(config), **lifecycle.use_ray_tls(config, True)}
-    port = lifecycle._free_port()
-    head = f"127.0.0.1:{port}"
-    _ray(
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--num-cpus=1",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-    )
-    try:
-        _ray(
-            "start",
-            f"--address={head}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            f"--resources={json.dumps({WORKER_RESOURCE: 1})}",
-            "--disable-usage-stats",
+    root = tmp_path_factory.mktemp("multi-node")
+    config_file = root / "confide.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "state_dir": str(root / "state"),
+                "tenants": [{"name": "acme"}],
+                "gateway": {"host": "127.0.0.1", "port": 0},
+                "transcriber": {"ray_resources": {WORKER_RESOURCE: 1}},
+                "dialogue": {"enabled": False},
+                "ray": {"tls": "on"},
+            }
         )
-        state = lifecycle.up(config, head)
-        yield config, head, state.gateway_port, environment
+    )
+    python = [sys.executable, "-c"]
+    ray_env = json.loads(_run([*python, _RAY_ENVIRONMENT, str(config_file)], dict(os.environ)))
+    env = {**os.environ, **ray_env, "CONFIDE_CONFIG": str(config_file)}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    head = f"127.0.0.1:{port}"
+    common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    try:
+        _run(
+            [
+                RAY,
+                "start",
+                "--head",
+                f"--port={port}",
+                "--num-cpus=1",
+                "--include-dashboard=false",
+                *common,
+            ],
+            env,
+        )
+        _run(
+            [
+                RAY,
+                "start",
+                f"--address={head}",
+                "--num-cpus=2",
+                f"--resources={json.dumps({WORKER_RESOURCE: 1})}",
+                *common,
+            ],
+            env,
+        )
+        _run([sys.executable, "-m", "cluster.cli", "up", "--address", head], env)
+        state = json.loads((root / "state" / "cluster.json").read_text())
+        yield root, head, state["gateway_port"], {**env, "RAY_ADDRESS": head}
     finally:
         subprocess.run(
-            [lifecycle._ray_cli(), "stop", "--force"],
-            check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "cluster.cli", "down"], env=env, capture_output=True, timeout=120
         )
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def test_both_nodes_run_with_tls_and_token_auth(two_nodes):
-    _, head, _, environment = two_nodes
-    assert environment["RAY_USE_TLS"] == "1" and environment["RAY_AUTH_MODE"] == "token"
-    assert os.stat(environment["RAY_AUTH_TOKEN_PATH"]).st_mode & 0o077 == 0
+    _, head, _, env = two_nodes
+    assert env["RAY_USE_TLS"] == "1" and env["RAY_AUTH_MODE"] == "token"
+    assert os.stat(env["RAY_AUTH_TOKEN_PATH"]).st_mode & 0o077 == 0
     host, port = head.split(":")
     assert not answers_plaintext_http2(host, int(port)), "Ray's GCS must refuse plaintext"
 
 
 def test_transcriber_runs_on_the_worker_node_and_serves_a_call(two_nodes, two_channel_call):
-    import ray
-    from ray import serve
-
-    from serve.app import APP_NAME
-
-    config, head, gateway_port, _ = two_nodes
-    pki = DevPki(config.state_path / "pki")
+    root, _, gateway_port, env = two_nodes
+    pki = DevPki(root / "state" / "pki")
     tls = ClientTls(pki.ca_cert, pki.client_cert("acme"), pki.client_key("acme"))
 
     async def call():
@@ -101,12 +138,8 @@ def test_transcriber_runs_on_the_worker_node_and_serves_a_call(two_nodes, two_ch
     text = " ".join(turn["text"] for turn in reference["customer"])
     assert word_error_rate(text, result.text(0)) <= 0.05
 
-    ray.init(address=head, log_to_driver=False, logging_level="WARNING")
-    try:
-        nodes = {n["NodeID"]: n for n in ray.nodes() if n["Alive"]}
-        assert len(nodes) == 2
-        stats = serve.get_deployment_handle("Transcriber", APP_NAME).stats.remote().result()
-        assert WORKER_RESOURCE in nodes[stats["node_id"]]["Resources"]
-        assert stats["turns"] >= len(result.finals) > 0
-    finally:
-        ray.shutdown()
+    placement = json.loads(_run([sys.executable, "-c", _PLACEMENT], env).strip().splitlines()[-1])
+    assert len(placement["nodes"]) == 2
+    transcriber = placement["transcriber"]
+    assert WORKER_RESOURCE in placement["nodes"][transcriber["node_id"]]
+    assert transcriber["turns"] >= len(result.finals) > 0
