@@ -7,28 +7,6 @@ resource "aws_s3_bucket" "audit" {
   object_lock_enabled = true
 }
 
-resource "aws_s3_bucket_public_access_block" "audit" {
-  bucket                  = aws_s3_bucket.audit.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "audit" {
-  bucket = aws_s3_bucket.audit.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_versioning" "audit" {
-  bucket = aws_s3_bucket.audit.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
 resource "aws_s3_bucket_object_lock_configuration" "audit" {
   bucket = aws_s3_bucket.audit.id
 
@@ -37,17 +15,6 @@ resource "aws_s3_bucket_object_lock_configuration" "audit" {
       mode = "COMPLIANCE"
       days = module.rules.audit_retention_days
     }
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "audit" {
-  bucket = aws_s3_bucket.audit.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.audit.arn
-    }
-    bucket_key_enabled = true
   }
 }
 
@@ -134,7 +101,7 @@ resource "aws_s3_bucket_policy" "audit" {
 resource "aws_cloudwatch_log_group" "cloudtrail" {
   name              = "/confide/${var.name}/cloudtrail"
   retention_in_days = 365
-  kms_key_id        = aws_kms_key.audit.arn
+  kms_key_id        = aws_kms_key.purpose["audit"].arn
 }
 
 data "aws_iam_policy_document" "cloudtrail_assume" {
@@ -170,7 +137,7 @@ resource "aws_cloudtrail" "confide" {
   name                          = "${var.name}-trail"
   s3_bucket_name                = aws_s3_bucket.audit.id
   s3_key_prefix                 = "cloudtrail"
-  kms_key_id                    = aws_kms_key.audit.arn
+  kms_key_id                    = aws_kms_key.purpose["audit"].arn
   is_multi_region_trail         = true
   include_global_service_events = true
   enable_log_file_validation    = true

@@ -120,7 +120,7 @@ resource "aws_iam_role_policy" "confide_pods" {
 resource "aws_cloudwatch_log_group" "eks" {
   name              = "/aws/eks/${local.cluster_name}/cluster"
   retention_in_days = 365
-  kms_key_id        = aws_kms_key.audit.arn
+  kms_key_id        = aws_kms_key.purpose["audit"].arn
 }
 
 resource "aws_eks_cluster" "confide" {
@@ -144,7 +144,7 @@ resource "aws_eks_cluster" "confide" {
   encryption_config {
     resources = ["secrets"]
     provider {
-      key_arn = aws_kms_key.cluster_secrets.arn
+      key_arn = aws_kms_key.purpose["cluster_secrets"].arn
     }
   }
 
@@ -192,7 +192,7 @@ resource "aws_launch_template" "node" {
       volume_size           = var.node_volume_gib
       volume_type           = "gp3"
       encrypted             = true
-      kms_key_id            = aws_kms_key.volumes.arn
+      kms_key_id            = aws_kms_key.purpose["volumes"].arn
       delete_on_termination = true
     }
   }

@@ -104,50 +104,18 @@ locals {
   }
 }
 
-resource "aws_kms_key" "cluster_secrets" {
-  description             = "${var.name}: ${local.kms_purposes.cluster_secrets}"
+resource "aws_kms_key" "purpose" {
+  for_each = local.kms_purposes
+
+  description             = "${var.name}: ${each.value}"
   enable_key_rotation     = true
   deletion_window_in_days = 30
-  policy                  = jsonencode({ Version = "2012-10-17", Statement = local.key_policies.cluster_secrets })
+  policy                  = jsonencode({ Version = "2012-10-17", Statement = local.key_policies[each.key] })
 }
 
-resource "aws_kms_key" "volumes" {
-  description             = "${var.name}: ${local.kms_purposes.volumes}"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = jsonencode({ Version = "2012-10-17", Statement = local.key_policies.volumes })
-}
+resource "aws_kms_alias" "purpose" {
+  for_each = local.kms_purposes
 
-resource "aws_kms_key" "transcripts" {
-  description             = "${var.name}: ${local.kms_purposes.transcripts}"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = jsonencode({ Version = "2012-10-17", Statement = local.key_policies.transcripts })
-}
-
-resource "aws_kms_key" "audit" {
-  description             = "${var.name}: ${local.kms_purposes.audit}"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = jsonencode({ Version = "2012-10-17", Statement = local.key_policies.audit })
-}
-
-resource "aws_kms_alias" "cluster_secrets" {
-  name          = "alias/${var.name}/cluster-secrets"
-  target_key_id = aws_kms_key.cluster_secrets.key_id
-}
-
-resource "aws_kms_alias" "volumes" {
-  name          = "alias/${var.name}/volumes"
-  target_key_id = aws_kms_key.volumes.key_id
-}
-
-resource "aws_kms_alias" "transcripts" {
-  name          = "alias/${var.name}/transcripts"
-  target_key_id = aws_kms_key.transcripts.key_id
-}
-
-resource "aws_kms_alias" "audit" {
-  name          = "alias/${var.name}/audit"
-  target_key_id = aws_kms_key.audit.key_id
+  name          = "alias/${var.name}/${replace(each.key, "_", "-")}"
+  target_key_id = aws_kms_key.purpose[each.key].key_id
 }

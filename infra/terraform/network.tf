@@ -92,7 +92,7 @@ resource "aws_vpc_endpoint" "s3" {
 resource "aws_cloudwatch_log_group" "flow_logs" {
   name              = "/confide/${var.name}/vpc-flow-logs"
   retention_in_days = 365
-  kms_key_id        = aws_kms_key.audit.arn
+  kms_key_id        = aws_kms_key.purpose["audit"].arn
 }
 
 data "aws_iam_policy_document" "flow_logs_assume" {

@@ -18,12 +18,7 @@ output "audit_bucket" {
 
 output "kms_keys" {
   description = "The key of each purpose."
-  value = {
-    cluster_secrets = aws_kms_key.cluster_secrets.arn
-    volumes         = aws_kms_key.volumes.arn
-    transcripts     = aws_kms_key.transcripts.arn
-    audit           = aws_kms_key.audit.arn
-  }
+  value       = { for purpose, key in aws_kms_key.purpose : purpose => key.arn }
 }
 
 output "ray_service" {

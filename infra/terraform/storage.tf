@@ -6,34 +6,52 @@ resource "aws_s3_bucket" "transcripts" {
   bucket_prefix = "${var.name}-transcripts-"
 }
 
-resource "aws_s3_bucket_public_access_block" "transcripts" {
-  bucket                  = aws_s3_bucket.transcripts.id
+# Both buckets get the same hardening: public access blocked, ACLs off, versioning, and
+# SSE-KMS with the key of their purpose (kms.tf).
+locals {
+  private_buckets = {
+    transcripts = aws_s3_bucket.transcripts.id
+    audit       = aws_s3_bucket.audit.id
+  }
+  spill_storage_class = "confide-encrypted-spill"
+}
+
+resource "aws_s3_bucket_public_access_block" "private" {
+  for_each = local.private_buckets
+
+  bucket                  = each.value
   block_public_acls       = true
   block_public_policy     = true
   ignore_public_acls      = true
   restrict_public_buckets = true
 }
 
-resource "aws_s3_bucket_ownership_controls" "transcripts" {
-  bucket = aws_s3_bucket.transcripts.id
+resource "aws_s3_bucket_ownership_controls" "private" {
+  for_each = local.private_buckets
+
+  bucket = each.value
   rule {
     object_ownership = "BucketOwnerEnforced"
   }
 }
 
-resource "aws_s3_bucket_versioning" "transcripts" {
-  bucket = aws_s3_bucket.transcripts.id
+resource "aws_s3_bucket_versioning" "private" {
+  for_each = local.private_buckets
+
+  bucket = each.value
   versioning_configuration {
     status = "Enabled"
   }
 }
 
-resource "aws_s3_bucket_server_side_encryption_configuration" "transcripts" {
-  bucket = aws_s3_bucket.transcripts.id
+resource "aws_s3_bucket_server_side_encryption_configuration" "private" {
+  for_each = local.private_buckets
+
+  bucket = each.value
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.transcripts.arn
+      kms_master_key_id = aws_kms_key.purpose[each.key].arn
     }
     bucket_key_enabled = true
   }
@@ -108,7 +126,7 @@ data "aws_iam_policy_document" "transcripts_bucket" {
     condition {
       test     = "StringNotEqualsIfExists"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = [aws_kms_key.transcripts.arn]
+      values   = [aws_kms_key.purpose["transcripts"].arn]
     }
   }
 
@@ -139,10 +157,6 @@ resource "aws_s3_bucket_policy" "transcripts" {
 # Each Ray pod mounts a generic ephemeral volume of this class at /var/lib/confide/spill
 # (see kuberay.tf): spilled objects, already sealed by Confide, land on an EBS volume
 # encrypted with the volumes key and deleted with the pod.
-locals {
-  spill_storage_class = "confide-encrypted-spill"
-}
-
 resource "kubernetes_storage_class_v1" "spill" {
   metadata {
     name = local.spill_storage_class
@@ -156,6 +170,6 @@ resource "kubernetes_storage_class_v1" "spill" {
   parameters = {
     type      = "gp3"
     encrypted = "true"
-    kmsKeyId  = aws_kms_key.volumes.arn
+    kmsKeyId  = aws_kms_key.purpose["volumes"].arn
   }
 }

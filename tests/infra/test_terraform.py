@@ -139,15 +139,7 @@ def test_checkov_fails_on_a_broken_copy(tmp_path):
         "transcript_retention_days = 14",
         "transcript_retention_days = 90",
     )
-    edit(
-        broken / "kms.tf",
-        "enable_key_rotation     = true\n  deletion_window_in_days = 30\n"
-        '  policy                  = jsonencode({ Version = "2012-10-17", Statement = '
-        "local.key_policies.volumes })",
-        "enable_key_rotation     = false\n  deletion_window_in_days = 30\n"
-        '  policy                  = jsonencode({ Version = "2012-10-17", Statement = '
-        "local.key_policies.volumes })",
-    )
+    edit(broken / "kms.tf", "enable_key_rotation     = true", "enable_key_rotation     = false")
     failed = {c["check_id"] for c in checkov(broken)["results"]["failed_checks"]}
     assert failed >= CUSTOM_CHECKS
 
@@ -290,7 +282,7 @@ def test_ray_service_runs_the_serve_config_with_tls_tokens_gpus_and_encrypted_sp
 def test_contract_checks_fail_on_a_broken_copy(tmp_path):
     broken = copy_of(TERRAFORM, tmp_path)
     edit(broken / "storage.tf", 'sse_algorithm     = "aws:kms"', 'sse_algorithm     = "AES256"')
-    edit(broken / "storage.tf", "    kmsKeyId  = aws_kms_key.volumes.arn\n", "")
+    edit(broken / "storage.tf", '    kmsKeyId  = aws_kms_key.purpose["volumes"].arn\n', "")
     edit(broken / "lb.tf", "cidr_ipv4         = each.value", 'cidr_ipv4         = "0.0.0.0/0"')
     parsed = parse(broken)
     assert "aws_s3_bucket.transcripts" in unencrypted_stores(parsed)
