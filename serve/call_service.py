@@ -22,7 +22,7 @@ from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
 from serve.agent import ReplyStream
-from serve.call_session import CallSession, CallSetup, Transcribe, parse_setup
+from serve.call_session import ROLE_NAMES, CallSession, CallSetup, Transcribe, parse_setup
 from serve.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
 from serve.messages import DialogueRequest
 from serve.telemetry import GatewayTelemetry
@@ -30,7 +30,8 @@ from serve.tenancy import authorize
 
 MAX_CONVERSE_TURNS = 64
 MAX_TURN_CHARACTERS = 4000
-_ROLE_NAMES = {pb.SPEAKER_ROLE_CUSTOMER: "customer", pb.SPEAKER_ROLE_AGENT: "agent"}
+# A Converse turn must say who spoke.
+_CONVERSE_ROLES = {r: n for r, n in ROLE_NAMES.items() if r != pb.SPEAKER_ROLE_UNSPECIFIED}
 
 logger = confide_logger("confide.gateway")
 
@@ -295,11 +296,11 @@ def _dialogue_request(
         raise InvalidArgument(f"turns must hold 1 to {MAX_CONVERSE_TURNS} turns")
     turns = []
     for index, turn in enumerate(request.turns):
-        if turn.role not in _ROLE_NAMES:
+        if turn.role not in _CONVERSE_ROLES:
             raise InvalidArgument(f"turn {index}: role must be CUSTOMER or AGENT")
         if not turn.text.strip() or len(turn.text) > MAX_TURN_CHARACTERS:
             raise InvalidArgument(f"turn {index}: text must be 1-{MAX_TURN_CHARACTERS} characters")
-        turns.append((_ROLE_NAMES[turn.role], turn.text.strip()))
+        turns.append((_CONVERSE_ROLES[turn.role], turn.text.strip()))
     return DialogueRequest(
         request_id=f"converse-{uuid.uuid4().hex[:12]}",
         system_prompt=system_prompt,

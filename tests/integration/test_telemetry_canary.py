@@ -37,7 +37,6 @@ from confide.v1 import call_pb2_grpc
 from serve.messages import TurnAudio, TurnTranscript
 from serve.telemetry import telemetry_key
 from serve.whisper_engine import WhisperEngine
-from tests.conftest import EXAMPLES
 from tests.integration.conftest import TRUST_DOMAIN
 
 pytestmark = pytest.mark.integration
@@ -76,7 +75,7 @@ class EngineFailingOnOneCall(WhisperEngine):
 
 
 @pytest.fixture(scope="module")
-def traced_cluster(test_pki, model_dir, tmp_path_factory):
+def traced_cluster(test_pki, model_dir, tmp_path_factory, two_channel_call):
     root_records = _RecordCollector()
     logging.getLogger().addHandler(root_records)
     with TraceReceiver() as receiver:
@@ -102,7 +101,7 @@ def traced_cluster(test_pki, model_dir, tmp_path_factory):
             import ray
 
             node = ray._private.worker._global_node
-            outcome = asyncio.run(_exercise(test_pki, f"localhost:{port}"))
+            outcome = asyncio.run(_exercise(test_pki, f"localhost:{port}", two_channel_call))
             spans = _wait_for_spans(receiver)
             metrics = _wait_for_metrics(node.metrics_export_port)
             hasher = IdentifierHasher(telemetry_key(config.keys, config.state_path))
@@ -127,11 +126,11 @@ class _RecordCollector(logging.Handler):
         self.lines.append(self.format(record))
 
 
-async def _exercise(test_pki, target: str) -> dict:
+async def _exercise(test_pki, target: str, recording: Recording) -> dict:
     """The calls: a good one with agent replies, Converse, an engine failure, bad input."""
-    recording = _sample_call()
     options = [("grpc.primary_user_agent", USER_AGENT_CANARY)]
-    errors: list[str] = []
+    errors: list[str] = []  # RPC status details
+    events: list[pb.CallError] = []  # error events inside calls that went on
     codes: list[grpc.StatusCode] = []
 
     async def rpc(coroutine):
@@ -166,13 +165,14 @@ async def _exercise(test_pki, target: str) -> dict:
         await rpc(_collect(stub.Converse(request)))
 
     for result in (good, failing):
-        errors += [e.error.message for e in result.events if e.WhichOneof("event") == "error"]
+        events += [e.error for e in result.events if e.WhichOneof("event") == "error"]
     replies = [r.text for r in good.agent_replies] + ["".join(r.delta for r in converse or [])]
     return {
         "good": good,
         "failing": failing,
         "codes": codes,
         "errors": errors,
+        "error_events": events,
         "transcripts": [s.text for s in good.finals],
         "replies": [text for text in replies if text],
         "audio": recording.data,
@@ -181,12 +181,6 @@ async def _exercise(test_pki, target: str) -> dict:
 
 async def _collect(call) -> list:
     return [response async for response in call]
-
-
-def _sample_call() -> Recording:
-    from cluster.wavfile import read_wav
-
-    return read_wav(EXAMPLES / "two_channel_mulaw_8k.wav")
 
 
 def _format() -> pb.AudioFormat:
@@ -270,8 +264,11 @@ def test_the_calls_really_carried_the_canaries(traced_cluster):
 
 def test_no_canary_reaches_a_client_error(traced_cluster):
     outcome = traced_cluster["outcome"]
-    assert outcome["errors"] and all("error id" in e or e for e in outcome["errors"])
-    assert _hits(json.dumps(outcome["errors"]).encode(), outcome) == []
+    assert outcome["errors"] and all("(error id " in e for e in outcome["errors"])
+    events = outcome["error_events"]
+    assert events and all(len(e.error_id) == 16 for e in events)
+    seen = outcome["errors"] + [e.message for e in events]
+    assert _hits(json.dumps(seen).encode(), outcome) == []
 
 
 def test_no_canary_in_any_exported_span(traced_cluster):
