@@ -115,11 +115,6 @@ output "private_subnet_cidrs" {
   value       = [for index, zone in var.availability_zones : cidrsubnet(var.vpc_cidr, 4, index)]
 }
 
-output "endpoint_subnet_cidr" {
-  description = "A small subnet for interface endpoints' spare capacity (kept for growth)."
-  value       = cidrsubnet(var.vpc_cidr, 4, 15)
-}
-
 output "allowed_source_cidrs" {
   value = var.allowed_source_cidrs
 }
