@@ -1,5 +1,5 @@
 """Confide's control plane: configuration, PKI, cluster lifecycle and the `confide` CLI."""
 
-from cluster.config import ConfideConfig, load_config
+from serve.core.config import ConfideConfig, load_config
 
 __all__ = ["ConfideConfig", "load_config"]

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from cluster.config import ConfideConfig, documented_defaults, load_config
+from serve.core.config import ConfideConfig, documented_defaults, load_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SAMPLE_CALL = EXAMPLES / "two_channel_mulaw_8k.wav"
@@ -132,10 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 def _keys(config: ConfideConfig, args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from cluster.envelope import Binding
-    from cluster.keys import period_kek_id
-    from cluster.sealing import Sealer
-    from serve.sealed import key_provider
+    from serve.core.envelope import Binding
+    from serve.core.keys import key_provider, period_kek_id
+    from serve.core.sealing import Sealer
 
     provider = key_provider(config.keys, config.state_path)
     if args.keys_command == "rewrap":
@@ -264,12 +263,13 @@ def _print_call_trace(receiver) -> None:
 async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, target: str) -> int:
     import grpc
 
-    from cluster.client import ROLE_NAMES, ClientTls, aio_channel, stream_call, transcode
+    from cluster.client import aio_channel, stream_call, transcode
     from cluster.pki import DevPki
-    from cluster.scoring import word_error_rate
-    from cluster.wavfile import read_wav
     from confide.v1 import call_pb2_grpc
-    from serve.audio import Encoding
+    from serve.core.audio import Encoding
+    from serve.core.scoring import word_error_rate
+    from serve.core.wavfile import read_wav
+    from serve.wire import role_name
 
     recording = read_wav(args.file)
     if args.encoding or args.rate:
@@ -278,7 +278,7 @@ async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, tar
     roles = (args.roles or "customer,agent").split(",")[: recording.channels]
     tenant = args.tenant or config.tenants[0].name
     pki = DevPki(config.state_path / "pki")
-    tls = ClientTls(pki.ca_cert, pki.client_cert(tenant), pki.client_key(tenant))
+    tls = pki.client_tls(tenant)
 
     def show(event, sent_seconds: float) -> None:
         kind = event.WhichOneof("event")
@@ -286,7 +286,7 @@ async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, tar
             segment = event.transcript
             label = "final  " if segment.is_final else f"interim {segment.stability:.2f}"
             print(
-                f"[{sent_seconds:6.2f}s] {ROLE_NAMES.get(segment.role, '?'):8} {label:12} "
+                f"[{sent_seconds:6.2f}s] {role_name(segment.role):8} {label:12} "
                 f"{segment.start_seconds:6.2f}-{segment.end_seconds:6.2f}  {segment.text}",
                 flush=True,
             )
@@ -365,8 +365,8 @@ def _ray_env(config: ConfideConfig, args: argparse.Namespace) -> int:
 
 
 def _telemetry(config: ConfideConfig, args: argparse.Namespace) -> int:
-    from cluster.allowlist import IdentifierHasher
-    from serve.telemetry import telemetry_key
+    from serve.core.allowlist import IdentifierHasher
+    from serve.core.telemetry_key import telemetry_key
 
     print(IdentifierHasher(telemetry_key(config.keys, config.state_path))(args.value))
     return 0
@@ -375,7 +375,7 @@ def _telemetry(config: ConfideConfig, args: argparse.Namespace) -> int:
 def _serve_config(config: ConfideConfig, args: argparse.Namespace) -> int:
     import yaml
 
-    from serve.app import serve_config
+    from cluster.deployment import serve_config
 
     config_file = args.config_file or (str(args.config.resolve()) if args.config else None)
     print(yaml.safe_dump(serve_config(config, config_file), sort_keys=False), end="")

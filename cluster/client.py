@@ -10,53 +10,32 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import numpy as np
 
-from cluster.wavfile import Recording
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
-from serve.audio import Encoding, Upsampler2x, decode_pcm16, downsample_2x, encode
-
-_PROTO_ENCODING = {
-    Encoding.LINEAR16: pb.AUDIO_ENCODING_LINEAR16,
-    Encoding.MULAW: pb.AUDIO_ENCODING_MULAW,
-    Encoding.ALAW: pb.AUDIO_ENCODING_ALAW,
-}
-ROLES = {"customer": pb.SPEAKER_ROLE_CUSTOMER, "agent": pb.SPEAKER_ROLE_AGENT}
-ROLE_NAMES = {value: name for name, value in ROLES.items()}
-
-
-@dataclass(frozen=True)
-class ClientTls:
-    ca_cert: Path
-    client_cert: Path
-    client_key: Path
-
-    def credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(
-            root_certificates=self.ca_cert.read_bytes(),
-            private_key=self.client_key.read_bytes(),
-            certificate_chain=self.client_cert.read_bytes(),
-        )
+from serve.core.audio import Encoding, Upsampler2x, decode_pcm16, downsample_2x, encode
+from serve.core.config import TlsFiles
+from serve.core.wavfile import Recording
+from serve.wire import PROTO_ENCODINGS, SPEAKER_ROLES
 
 
 def aio_channel(
-    target: str, tls: ClientTls, options: Sequence[tuple[str, str | int]] = ()
+    target: str, tls: TlsFiles, options: Sequence[tuple[str, str | int]] = ()
 ) -> grpc.aio.Channel:
     """An mTLS channel; options are gRPC channel arguments (e.g. the user agent)."""
-    return grpc.aio.secure_channel(target, tls.credentials(), options=list(options))
+    return grpc.aio.secure_channel(target, tls.channel_credentials(), options=list(options))
 
 
 def audio_format(recording: Recording, roles: list[str], language: str = "en-US") -> pb.AudioFormat:
     if len(roles) != recording.channels:
         raise ValueError(f"{recording.channels} channels need {recording.channels} roles")
     return pb.AudioFormat(
-        encoding=_PROTO_ENCODING[recording.encoding],
+        encoding=PROTO_ENCODINGS[recording.encoding],
         sample_rate_hertz=recording.sample_rate,
-        channels=[pb.ChannelConfig(role=ROLES[role]) for role in roles],
+        channels=[pb.ChannelConfig(role=SPEAKER_ROLES[role]) for role in roles],
         language_code=language,
     )
 

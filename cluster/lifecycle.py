@@ -18,13 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.config import ConfideConfig
-from cluster.pki import write_secret
-from serve.server import TlsFiles
-
-# Ray Serve's HTTP/gRPC proxies speak plaintext: Confide runs none, and the dashboard (if
-# enabled) listens on loopback only. The gateway's mTLS port is the one way in.
-SERVE_START_OPTIONS = {"proxy_location": "Disabled", "http_options": {"host": "127.0.0.1"}}
+from serve.core.config import ConfideConfig, TlsFiles
+from serve.core.secret_files import write_secret
 
 
 @dataclass(frozen=True)
@@ -110,10 +105,12 @@ def deploy(config: ConfideConfig, tls: TlsFiles | None = None, **app_options: An
     once every deployment is healthy. app_options go to serve.app.build_app."""
     from ray import serve
 
-    from serve.app import APP_NAME, build_app
+    from cluster.deployment import gateway_tls
+    from serve.app import APP_NAME, SERVE_START_OPTIONS, build_app
 
     serve.start(**SERVE_START_OPTIONS)
-    handle = serve.run(build_app(config, tls, **app_options), name=APP_NAME, route_prefix=None)
+    app = build_app(config, tls or gateway_tls(config), **app_options)
+    handle = serve.run(app, name=APP_NAME, route_prefix=None)
     return handle.port.remote().result()
 
 

@@ -2,7 +2,7 @@
 per tenant, made with `cryptography`. Private keys are written 0600.
 
 Production deployments bring certificates from their own CA; the gateway only needs the
-three PEM files that `GatewayTls` names.
+three PEM files of `gateway.tls` (`serve.core.config.TlsFiles`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from serve.core.config import TlsFiles
+from serve.core.secret_files import write_secret
 
 CA_VALIDITY = dt.timedelta(days=5 * 365)
 LEAF_VALIDITY = dt.timedelta(days=365)
@@ -57,15 +60,6 @@ class Credential:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{key_path}: expected an EC private key")
         return cls(x509.load_pem_x509_certificate(cert_path.read_bytes()), key)
-
-
-def write_secret(path: Path, data: bytes) -> None:
-    """Write data to a file that only its owner can read, created 0600 from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o600)
 
 
 def _now() -> dt.datetime:
@@ -247,6 +241,14 @@ class DevPki:
 
     def client_key(self, tenant: str) -> Path:
         return self.root / "tenants" / f"{tenant}.key"
+
+    def gateway_tls(self) -> TlsFiles:
+        """The gateway's side: its server certificate, and this CA for tenants."""
+        return TlsFiles(cert=self.server_cert, key=self.server_key, ca=self.ca_cert)
+
+    def client_tls(self, tenant: str) -> TlsFiles:
+        """A tenant client's side: its certificate, and this CA for the gateway."""
+        return TlsFiles(cert=self.client_cert(tenant), key=self.client_key(tenant), ca=self.ca_cert)
 
     def ca(self) -> Credential:
         return Credential.read(self.ca_cert, self.ca_key)

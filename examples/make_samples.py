@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster.wavfile import Recording, read_wav, write_wav
-from serve.audio import Encoding, decode_pcm16, downsample_2x, encode
+from serve.core.audio import Encoding, decode_pcm16, downsample_2x, encode
+from serve.core.wavfile import Recording, read_wav, write_wav
 
 HERE = Path(__file__).resolve().parent
 ASTERISK = Path("/usr/share/asterisk/sounds/en")

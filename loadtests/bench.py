@@ -33,10 +33,10 @@ from pathlib import Path
 import psutil
 
 from cluster import lifecycle, models
-from cluster.config import ConfideConfig, load_config
 from cluster.pki import DevPki
 from cluster.trace_receiver import TraceReceiver
-from cluster.wavfile import read_wav
+from serve.core.config import ConfideConfig, load_config
+from serve.core.wavfile import read_wav
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RECORDING = HERE.parent / "examples" / "two_channel_mulaw_8k.wav"
@@ -376,9 +376,9 @@ def print_ratio(rows: list[Row], measured: str, baseline: str, p95_target_ms: fl
 
 def print_sealing_cost() -> None:
     """Seal + open with the local provider: throughput per MB and cost per payload."""
-    from cluster.envelope import Binding
-    from cluster.keys import LocalKeyProvider
-    from cluster.sealing import Sealer
+    from serve.core.envelope import Binding
+    from serve.core.keys import LocalKeyProvider
+    from serve.core.sealing import Sealer
 
     with tempfile.TemporaryDirectory() as keys:
         sealer = Sealer(LocalKeyProvider(Path(keys) / "kek.json"))

@@ -27,9 +27,11 @@ import grpc
 import grpc.experimental.gevent as grpc_gevent
 from locust import User, events, task
 
-from cluster.client import ClientTls, call_requests
-from cluster.wavfile import read_wav
+from cluster.client import call_requests
+from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
+from serve.core.config import TlsFiles
+from serve.core.wavfile import read_wav
 
 grpc_gevent.init_gevent()  # grpcio must cooperate with Locust's gevent loop
 
@@ -49,8 +51,10 @@ class ContactCenterCall(User):
     def on_start(self) -> None:
         options = self.environment.parsed_options
         tls_dir = Path(options.tls_dir)
-        tls = ClientTls(tls_dir / "ca.pem", tls_dir / "client.pem", tls_dir / "client.key")
-        self._channel = grpc.secure_channel(self.host, tls.credentials())
+        tls = TlsFiles(
+            cert=tls_dir / "client.pem", key=tls_dir / "client.key", ca=tls_dir / "ca.pem"
+        )
+        self._channel = grpc.secure_channel(self.host, tls.channel_credentials())
         self._stub = call_pb2_grpc.CallServiceStub(self._channel)
         self._recording = read_wav(Path(options.recording))
         self._roles = options.roles.split(",")[: self._recording.channels]
@@ -126,7 +130,7 @@ class _ReplyClock:
         self._deltas: dict[int, int] = {}
 
     def final(self, segment, turn_end: float, now: float) -> None:
-        if segment.role == 1:  # SPEAKER_ROLE_CUSTOMER
+        if segment.role == pb.SPEAKER_ROLE_CUSTOMER:
             self._turns[segment.turn_index] = (turn_end, now)
 
     def reply(self, reply, now: float) -> None:

@@ -1,39 +1,29 @@
 """The Confide Serve application, built from the one typed configuration.
 
-`build_app` is used by `confide up` and the tests; `app_builder` is the import path for
-`serve deploy` / `serve run` with a Serve config file (`confide serve-config`).
+`build_app` binds the deployments; cluster/deployment.py deploys it (`confide up`, the
+tests) or describes it in a Serve config file (`confide serve-config`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ray.serve import Application
 
-from cluster.config import ConfideConfig, TranscriberConfig, load_config
 from serve import dialogue, gateway, transcriber
-from serve.server import TlsFiles
+from serve.core.config import ConfideConfig, TlsFiles, TranscriberConfig
 from serve.whisper_engine import TranscriptionEngine, WhisperEngine
 
 APP_NAME = "confide"
-
-
-def tls_files(config: ConfideConfig) -> TlsFiles:
-    """The configured PEM files, or the development PKI (created if missing)."""
-    tls = config.gateway.tls
-    if tls.server_cert and tls.server_key and tls.client_ca:
-        return TlsFiles(tls.server_cert, tls.server_key, tls.client_ca)
-    from cluster.pki import DevPki
-
-    pki = DevPki.ensure(config.state_path, [t.name for t in config.tenants], config.trust_domain)
-    return TlsFiles(pki.server_cert, pki.server_key, pki.ca_cert)
+# Ray Serve's HTTP/gRPC proxies speak plaintext: Confide runs none, and the dashboard (if
+# enabled) listens on loopback only. The gateway's mTLS port is the one way in.
+SERVE_START_OPTIONS = {"proxy_location": "Disabled", "http_options": {"host": "127.0.0.1"}}
 
 
 def build_app(
     config: ConfideConfig,
-    tls: TlsFiles | None = None,
+    tls: TlsFiles,
     transcription_engine: Callable[[TranscriberConfig], TranscriptionEngine] = WhisperEngine,
 ) -> Application:
     """The gateway bound to a transcriber and (when enabled) a dialogue deployment.
@@ -50,33 +40,16 @@ def build_app(
             )
         llm = dialogue.Dialogue.options(**dialogue.serve_options(config)).bind(config)
     return gateway.Gateway.options(**gateway.serve_options(config.gateway)).bind(
-        whisper, config, tls or tls_files(config), llm
+        whisper, config, tls, llm
     )
 
 
-def app_builder(args: dict[str, Any]) -> Application:
-    """Serve config entry point: `args: {config: /path/to/confide.yaml}` (optional)."""
-    path = args.get("config")
-    return build_app(load_config(Path(path) if path else None))
-
-
-def serve_config(config: ConfideConfig, config_file: str | None) -> dict[str, Any]:
-    """A Serve config document for `serve deploy` or a KubeRay RayService: the
-    application, with each deployment's options derived from the typed config (the same
-    options build_app sets, so the file shows what will run). config_file is where the
-    Confide config will be readable on the cluster's nodes."""
-    from cluster.lifecycle import SERVE_START_OPTIONS
-
+def deployment_options(config: ConfideConfig) -> list[dict[str, Any]]:
+    """Each deployment's Serve options as build_app sets them, for a Serve config file."""
     deployments = [
         {"name": "Gateway", **gateway.serve_options(config.gateway)},
         {"name": "Transcriber", **transcriber.serve_options(config.transcriber)},
     ]
     if config.dialogue.enabled:
         deployments.append({"name": "Dialogue", **dialogue.serve_options(config)})
-    application = {
-        "name": APP_NAME,
-        "import_path": "serve.app:app_builder",
-        "args": {"config": config_file} if config_file else {},
-        "deployments": deployments,
-    }
-    return {**SERVE_START_OPTIONS, "applications": [application]}
+    return deployments

@@ -17,21 +17,23 @@ from dataclasses import dataclass
 import grpc
 from opentelemetry import trace
 
-from cluster.allowlist import Plain, confide_logger
-from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
-from serve.agent import ReplyStream
-from serve.call_session import ROLE_NAMES, CallSession, CallSetup, Transcribe, parse_setup
-from serve.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
+from serve.boundary import PayloadBoundary
+from serve.call_session import CallSession
+from serve.call_setup import CallSetup, parse_setup
+from serve.core.allowlist import Plain, confide_logger
+from serve.core.config import ConfideConfig
+from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
 from serve.messages import DialogueRequest
 from serve.telemetry import GatewayTelemetry
 from serve.tenancy import authorize
+from serve.wire import SPEAKER_ROLES
 
 MAX_CONVERSE_TURNS = 64
 MAX_TURN_CHARACTERS = 4000
 # A Converse turn must say who spoke.
-_CONVERSE_ROLES = {r: n for r, n in ROLE_NAMES.items() if r != pb.SPEAKER_ROLE_UNSPECIFIED}
+_CONVERSE_ROLES = {role: name for name, role in SPEAKER_ROLES.items()}
 
 logger = confide_logger("confide.gateway")
 
@@ -60,13 +62,11 @@ class CallService(call_pb2_grpc.CallServiceServicer):
     def __init__(
         self,
         config: ConfideConfig,
-        transcribe: Transcribe,
-        dialogue: ReplyStream | None = None,
+        boundary: PayloadBoundary,
         telemetry: GatewayTelemetry | None = None,
     ) -> None:
         self._config = config
-        self._transcribe = transcribe
-        self._dialogue = dialogue
+        self._boundary = boundary
         self._telemetry = telemetry or GatewayTelemetry.disabled()
         self._active_calls = 0
         self.calls_handled = 0
@@ -157,17 +157,17 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 await context.send_initial_metadata(())
                 reader = asyncio.create_task(self._read(session, request_iterator))
                 try:
-                    async for event in session.events():
-                        yield event
-                    await reader
-                    if session.rejected is not None:
-                        raise session.rejected
-                    summary = session.summary()
-                    _record_summary(rpc.span, summary.summary)
-                    yield summary
+                    async with contextlib.aclosing(session.events()) as events:
+                        async for event in events:
+                            yield event
+                    await reader  # raises what broke the reader, after the backlog
                 finally:
                     reader.cancel()
-                    await session.close()
+                if session.rejected is not None:
+                    raise session.rejected
+                summary = session.summary()
+                _record_summary(rpc.span, summary.summary)
+                yield summary
 
     def _open(self, first: pb.StreamCallRequest | None, tenant: str, rpc: _Rpc) -> CallSession:
         if first is None or first.WhichOneof("request") != "config":
@@ -180,9 +180,9 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         return CallSession(
             setup,
             self._config,
-            self._transcribe,
+            self._boundary.transcribe,
             self._telemetry,
-            self._dialogue,
+            self._boundary.reply if self._boundary.dialogue_enabled else None,
             self._config.system_prompt(tenant),
             tenant,
         )
@@ -191,6 +191,8 @@ class CallService(call_pb2_grpc.CallServiceServicer):
     async def _read(
         session: CallSession, request_iterator: AsyncIterator[pb.StreamCallRequest]
     ) -> None:
+        """Feed the session until the client ends the call. Whatever stops the reading,
+        the session is finished, so its events end after what was already accepted."""
         try:
             async for request in request_iterator:
                 kind = request.WhichOneof("request")
@@ -202,8 +204,8 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     raise InvalidArgument("CallConfig may only be sent once, first")
         except ConfideError as error:
             session.fail(error)
-            return
-        session.finish()
+        finally:
+            session.finish()
 
     async def Transcribe(
         self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
@@ -218,17 +220,18 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 setup = parse_setup(request.call_id, request.audio, interim_results=False)
                 _record_setup(rpc, setup)
                 session = CallSession(
-                    setup, self._config, self._transcribe, self._telemetry, tenant=tenant
+                    setup, self._config, self._boundary.transcribe, self._telemetry, tenant=tenant
                 )
                 step = self._config.gateway.max_chunk_bytes
                 for start in range(0, len(request.data), step):
                     session.feed(request.data[start : start + step])
                 session.finish()
                 segments = []
-                async for event in session.events():
-                    if event.WhichOneof("event") == "error":
-                        raise _error_from_event(event.error)
-                    segments.append(event.transcript)
+                async with contextlib.aclosing(session.results()) as results:
+                    async for event in results:
+                        if isinstance(event, ConfideError):
+                            raise event
+                        segments.append(event.transcript)
                 summary = session.summary().summary
                 _record_summary(rpc.span, summary)
                 return pb.TranscribeResponse(
@@ -241,7 +244,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
     ) -> AsyncIterator[pb.ConverseResponse]:
         async with self._handling(context, "Converse") as rpc:
             tenant = self._authorize(context, rpc)
-            if self._dialogue is None:
+            if not self._boundary.dialogue_enabled:
                 raise FailedPrecondition("the dialogue model is not enabled on this gateway")
             dialogue_request = _dialogue_request(
                 request,
@@ -255,7 +258,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 with self._telemetry.tracer.start_as_current_span(
                     "confide.reply", record_exception=False
                 ) as span:
-                    async for delta in self._dialogue(dialogue_request):
+                    async for delta in self._boundary.reply(dialogue_request):
                         text += delta
                         yield pb.ConverseResponse(
                             conversation_id=request.conversation_id, delta=delta
@@ -309,10 +312,3 @@ def _dialogue_request(
         tenant=tenant,
         call_id=request.conversation_id,
     )
-
-
-def _error_from_event(error: pb.CallError) -> ConfideError:
-    failure = ConfideError(error.message)
-    failure.code = getattr(grpc.StatusCode, error.code, grpc.StatusCode.INTERNAL)
-    failure.error_id = error.error_id
-    return failure

@@ -1,89 +1,37 @@
-"""One call's life inside the gateway: config, audio in, ordered transcript events out.
+"""One call's life inside the gateway: audio in, ordered transcript events out.
 
-Audio is decoded and cut into turns on the event loop (measured: well under a
-millisecond per 20 ms chunk); each finished turn goes to the transcriber through the
-injected `transcribe` coroutine (a DeploymentHandle in Serve). Events leave in the
-order their turns ended, whatever order the transcriptions finish in.
+The synchronous pipeline (serve/pipeline.py) cuts turns; each finished turn goes to the
+transcriber through the payload boundary, and its result is emitted in the order the
+turns ended, whatever order the transcriptions finish in (serve/emitter.py). Final
+customer turns start agent replies, which stream alongside.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 from opentelemetry.trace import SpanKind
 
-from cluster.allowlist import Plain, confide_logger, plain_type
-from cluster.config import ConfideConfig
 from confide.v1 import call_pb2 as pb
-from serve.agent import AgentReplies, ReplyStream
-from serve.audio import SUPPORTED_RATES, Encoding, StreamDecoder, float_to_pcm16
-from serve.errors import ConfideError, EngineUnavailable, FailedPrecondition, InvalidArgument
-from serve.local_agreement import InterimTracker
+from serve.agent import AgentReplies, Event, ReplyStream
+from serve.call_setup import CallSetup
+from serve.core.allowlist import Plain, confide_logger
+from serve.core.audio import float_to_pcm16
+from serve.core.config import ConfideConfig
+from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument
+from serve.emitter import OrderedEmitter
 from serve.messages import TurnAudio, TurnTranscript
+from serve.pipeline import CallAudio, ChannelPipeline, FinalTurn
 from serve.telemetry import GatewayTelemetry
-from serve.turns import Turn, TurnSegmenter
+from serve.turns import Turn
 
 logger = confide_logger("confide.gateway")
 
 Transcribe = Callable[[TurnAudio], Awaitable[TurnTranscript]]
-
-_ENCODINGS = {
-    pb.AUDIO_ENCODING_LINEAR16: Encoding.LINEAR16,
-    pb.AUDIO_ENCODING_MULAW: Encoding.MULAW,
-    pb.AUDIO_ENCODING_ALAW: Encoding.ALAW,
-}
-ROLE_NAMES = {
-    pb.SPEAKER_ROLE_CUSTOMER: "customer",
-    pb.SPEAKER_ROLE_AGENT: "agent",
-    pb.SPEAKER_ROLE_UNSPECIFIED: "unspecified",
-}
-_CALL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_LANGUAGE = re.compile(r"^([a-z]{2,3})(-[A-Za-z0-9]{2,8})*$")
-
-
-@dataclass(frozen=True)
-class CallSetup:
-    """A validated AudioFormat (and call id)."""
-
-    call_id: str
-    encoding: Encoding
-    sample_rate: int
-    roles: tuple[int, ...]
-    language: str
-    interim_results: bool
-    agent_replies: bool = False
-
-
-def parse_setup(
-    call_id: str, audio: pb.AudioFormat, interim_results: bool, agent_replies: bool = False
-) -> CallSetup:
-    """Validate what the client asked for; messages name fields, never echo payloads."""
-    if not _CALL_ID.match(call_id):
-        raise InvalidArgument("call_id must be 1-128 characters of [A-Za-z0-9._:-]")
-    if audio.encoding not in _ENCODINGS:
-        raise InvalidArgument("unsupported encoding: use LINEAR16, MULAW or ALAW")
-    if audio.sample_rate_hertz not in SUPPORTED_RATES:
-        raise InvalidArgument("unsupported sample rate: use 8000 or 16000")
-    if len(audio.channels) not in (1, 2):
-        raise InvalidArgument("channels must list 1 or 2 channel configs")
-    language = audio.language_code or "en"
-    match = _LANGUAGE.match(language)
-    if not match:
-        raise InvalidArgument("language_code must be a BCP-47 tag such as en-US")
-    return CallSetup(
-        call_id=call_id,
-        encoding=_ENCODINGS[audio.encoding],
-        sample_rate=audio.sample_rate_hertz,
-        roles=tuple(channel.role for channel in audio.channels),
-        language=match.group(1),
-        interim_results=interim_results,
-        agent_replies=agent_replies,
-    )
+"""A turn's transcript; raises only ConfideError (see serve/boundary.py)."""
 
 
 def error_event(call_id: str, error: ConfideError) -> pb.StreamCallResponse:
@@ -95,27 +43,9 @@ def error_event(call_id: str, error: ConfideError) -> pb.StreamCallResponse:
     )
 
 
-class _Channel:
-    def __init__(self, index: int, role: int, config: ConfideConfig) -> None:
-        self.index = index
-        self.role = role
-        self.segmenter = TurnSegmenter(config.vad)
-        self.interims = InterimTracker()
-        self.interim_in_flight = False
-        self.interim_at_samples = 0
-        self.speech_started_ns: int | None = None
-        """Wall clock when the VAD heard this turn's first speech (the VAD span's start)."""
-        self.vad_cpu_ns = 0
-        """Time spent in the VAD for this turn so far."""
-
-    @property
-    def role_name(self) -> str:
-        return ROLE_NAMES.get(self.role, "unspecified")
-
-
 class CallSession:
-    """Feeds audio in, yields StreamCallResponse events out: transcripts in turn order,
-    agent replies as they stream."""
+    """Feeds audio in; yields transcripts in turn order, agent replies as they stream,
+    and errors (as ConfideError) where a turn or a reply failed."""
 
     def __init__(
         self,
@@ -123,36 +53,28 @@ class CallSession:
         config: ConfideConfig,
         transcribe: Transcribe,
         telemetry: GatewayTelemetry,
-        dialogue: ReplyStream | None = None,
+        reply_stream: ReplyStream | None = None,
         system_prompt: str = "",
         tenant: str = "",
     ) -> None:
         self.setup = setup
         self._tenant = tenant
-        self._config = config
+        self._max_chunk_bytes = config.gateway.max_chunk_bytes
         self._transcribe = transcribe
         self._telemetry = telemetry
-        self._decoder = StreamDecoder(setup.encoding, setup.sample_rate, len(setup.roles))
-        self._channels = [_Channel(i, role, config) for i, role in enumerate(setup.roles)]
-        self._interim_samples = int(config.transcriber.interim_interval_seconds * 16000)
-        # Tasks whose results are emitted strictly in this order; None closes the stream.
-        self._ordered: asyncio.Queue[asyncio.Task[pb.StreamCallResponse | None] | None] = (
-            asyncio.Queue()
-        )
-        self._tasks: set[asyncio.Task] = set()
-        self._out: asyncio.Queue[pb.StreamCallResponse | None] = asyncio.Queue()
-        self.agent: AgentReplies | None = None
+        self._audio = CallAudio(setup, config)
+        self._emitter: OrderedEmitter[Event] = OrderedEmitter()
+        self._agent: AgentReplies | None = None
+        self._reply: asyncio.Task | None = None
         if setup.agent_replies:
-            if dialogue is None:
+            if reply_stream is None:
                 raise FailedPrecondition("agent replies are not enabled on this gateway")
-            self.agent = AgentReplies(
+            self._agent = AgentReplies(
                 tenant,
                 setup.call_id,
                 system_prompt,
                 config.dialogue.max_reply_tokens,
-                dialogue,
-                self._out.put_nowait,
-                lambda error: error_event(setup.call_id, error),
+                reply_stream,
                 telemetry.tracer,
             )
         self.final_segments = 0
@@ -164,33 +86,27 @@ class CallSession:
 
     def feed(self, data: bytes) -> None:
         """Accept one chunk of interleaved audio."""
-        if len(data) > self._config.gateway.max_chunk_bytes:
+        if len(data) > self._max_chunk_bytes:
             raise InvalidArgument(
-                f"audio chunk of {len(data)} bytes exceeds "
-                f"{self._config.gateway.max_chunk_bytes} bytes"
+                f"audio chunk of {len(data)} bytes exceeds {self._max_chunk_bytes} bytes"
             )
-        for channel, audio in zip(self._channels, self._decoder.decode(data), strict=True):
-            speech_starts = channel.segmenter.speech_starts
-            started = time.perf_counter_ns()
-            turns = channel.segmenter.feed(audio)
-            channel.vad_cpu_ns += time.perf_counter_ns() - started
-            barged_in = channel.segmenter.speech_starts > speech_starts
-            if barged_in and channel.speech_started_ns is None:
-                channel.speech_started_ns = time.time_ns()
-            for turn in turns:
-                self._schedule_final(channel, turn)
-            if barged_in and self.agent is not None and channel.role == pb.SPEAKER_ROLE_CUSTOMER:
-                self.agent.barge_in()
-            if self.setup.interim_results:
-                self._maybe_schedule_interim(channel)
+        for channel, step in self._audio.feed(data):
+            for final in step.finals:
+                self._submit_final(channel, final)
+            if step.speech_started and channel.role == pb.SPEAKER_ROLE_CUSTOMER:
+                self._barge_in()
+            if step.interim is not None:
+                self._emitter.submit(self._interim(channel, step.interim))
 
     def finish(self) -> None:
-        """No more audio: close open turns, then the event stream after them."""
-        for channel in self._channels:
-            turn = channel.segmenter.flush()
-            if turn is not None:
-                self._schedule_final(channel, turn)
-        self._ordered.put_nowait(None)
+        """No more audio: close open turns, then the event stream after them. Idempotent."""
+        if self._emitter.closed:
+            return
+        for channel in self._audio.channels:
+            final = channel.flush()
+            if final is not None:
+                self._submit_final(channel, final)
+        self._emitter.close()
 
     def fail(self, error: ConfideError) -> None:
         """Reject further input, but deliver everything already accepted first."""
@@ -199,103 +115,72 @@ class CallSession:
 
     # -- output --------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[pb.StreamCallResponse]:
-        drainer = asyncio.create_task(self._drain())
-        try:
-            while (event := await self._out.get()) is not None:
-                yield event
-        finally:
-            drainer.cancel()
+    async def results(self) -> AsyncIterator[Event]:
+        """Every event of the call; failures of single turns or replies as ConfideError."""
+        async for event in self._emitter.events():
+            yield event
+            if isinstance(event, pb.StreamCallResponse) and event.HasField("transcript"):
+                self._heard(event.transcript)
 
-    async def _drain(self) -> None:
-        """Move ordered results to the output; feed finals to the agent in that order."""
-        while (task := await self._ordered.get()) is not None:
-            event = await task
-            if event is None:
-                continue
-            self._out.put_nowait(event)
-            if self.agent is not None and event.WhichOneof("event") == "transcript":
-                segment = event.transcript
-                if segment.is_final:
-                    self.agent.heard(segment.role, segment.text, segment.turn_index)
-        if self.agent is not None:
-            await self.agent.wait()
-        self._out.put_nowait(None)
+    async def events(self) -> AsyncIterator[pb.StreamCallResponse]:
+        """The call's events as the client receives them: failures become error events."""
+        async for event in self.results():
+            if isinstance(event, ConfideError):
+                yield error_event(self.setup.call_id, event)
+            else:
+                yield event
 
     def summary(self) -> pb.StreamCallResponse:
         return pb.StreamCallResponse(
             call_id=self.setup.call_id,
             summary=pb.CallSummary(
-                audio_seconds=round(self._decoder.seconds_decoded, 3),
+                audio_seconds=round(self._audio.seconds_decoded, 3),
                 final_segments=self.final_segments,
                 turns=self.turns,
             ),
         )
 
-    async def close(self) -> None:
-        """Cancel work for a call that is gone (client hung up)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.agent is not None:
-            await self.agent.close()
+    # -- agent replies ---------------------------------------------------------
 
-    # -- scheduling ----------------------------------------------------------
+    def _heard(self, segment: pb.TranscriptSegment) -> None:
+        if self._agent is None or not segment.is_final:
+            return
+        self._agent.heard(segment.role, segment.text)
+        if segment.role != pb.SPEAKER_ROLE_AGENT:
+            self._barge_in()
+            self._reply = self._emitter.stream(self._agent.reply(segment.turn_index))
 
-    def _spawn(self, coroutine) -> asyncio.Task:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        self._ordered.put_nowait(task)
-        return task
+    def _barge_in(self) -> None:
+        """The customer speaks: cut the reply that is streaming, if any."""
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
 
-    def _schedule_final(self, channel: _Channel, turn: Turn) -> None:
+    # -- transcription ---------------------------------------------------------
+
+    def _submit_final(self, channel: ChannelPipeline, final: FinalTurn) -> None:
         self.turns += 1
-        channel.interims.reset()
-        channel.interim_at_samples = 0
-        self._record_vad(channel, turn)
+        self._record_vad(channel, final)
         self._telemetry.metrics.turn(self._tenant, channel.role_name)
-        self._spawn(self._final(channel, turn, time.perf_counter()))
+        self._emitter.submit(self._final(channel, final.turn, time.perf_counter()))
 
-    def _record_vad(self, channel: _Channel, turn: Turn) -> None:
+    def _record_vad(self, channel: ChannelPipeline, final: FinalTurn) -> None:
         """One span per turn, from its first speech to the VAD cutting it."""
+        turn = final.turn
         span = self._telemetry.tracer.start_span(
             "confide.vad",
-            start_time=channel.speech_started_ns or time.time_ns(),
+            start_time=final.speech_started_ns,
             attributes={
                 "confide.channel": channel.index,
                 "confide.role": channel.role_name,
                 "confide.turn_index": turn.index,
                 "confide.speech_seconds": round(turn.end_seconds - turn.start_seconds, 3),
-                "confide.vad_cpu_ms": round(channel.vad_cpu_ns / 1e6, 3),
+                "confide.vad_cpu_ms": round(final.vad_cpu_ns / 1e6, 3),
             },
         )
         span.end()
-        channel.speech_started_ns = None
-        channel.vad_cpu_ns = 0
-
-    def _maybe_schedule_interim(self, channel: _Channel) -> None:
-        speech = channel.segmenter.speech_samples
-        if channel.interim_in_flight or speech - channel.interim_at_samples < self._interim_samples:
-            return
-        turn = channel.segmenter.growing_turn()
-        if turn is None:
-            return
-        channel.interim_in_flight = True
-        channel.interim_at_samples = speech
-        self._spawn(self._interim(channel, turn))
-
-    def _turn_audio(self, turn: Turn, word_timestamps: bool) -> TurnAudio:
-        return TurnAudio(
-            float_to_pcm16(turn.audio),
-            self.setup.language,
-            word_timestamps,
-            self._tenant,
-            self.setup.call_id,
-        )
 
     async def _transcribe_traced(
-        self, channel: _Channel, turn: Turn, word_timestamps: bool
+        self, channel: ChannelPipeline, turn: Turn, word_timestamps: bool
     ) -> TurnTranscript:
         """The transcription, in a span that the request carries to the transcriber."""
         with self._telemetry.tracer.start_as_current_span(
@@ -309,46 +194,45 @@ class CallSession:
                 "confide.interim": not word_timestamps,
             },
         ) as span:
-            result = await self._transcribe(self._turn_audio(turn, word_timestamps))
+            audio = TurnAudio(
+                float_to_pcm16(turn.audio),
+                self.setup.language,
+                word_timestamps,
+                self._tenant,
+                self.setup.call_id,
+            )
+            result = await self._transcribe(audio)
             span.set_attributes(
                 {"confide.words": len(result.words), "confide.text_chars": len(result.text)}
             )
             return result
 
-    async def _final(
-        self, channel: _Channel, turn: Turn, ended_at: float
-    ) -> pb.StreamCallResponse | None:
+    async def _final(self, channel: ChannelPipeline, turn: Turn, ended_at: float) -> Event | None:
         try:
             result = await self._transcribe_traced(channel, turn, word_timestamps=True)
         except ConfideError as error:
-            return error_event(self.setup.call_id, error)
-        except Exception as exc:
-            logger.warning("turn transcription failed: %s", plain_type(exc))
-            failure = EngineUnavailable(
-                f"transcription failed for turn {turn.index} on channel {channel.index}"
-            )
-            return error_event(self.setup.call_id, failure)
+            return error
         self._telemetry.metrics.final_latency(self._tenant, time.perf_counter() - ended_at)
         if not result.text:
             return None
         self.final_segments += 1
         return self._segment(channel, turn, result, is_final=True, stability=1.0)
 
-    async def _interim(self, channel: _Channel, turn: Turn) -> pb.StreamCallResponse | None:
+    async def _interim(self, channel: ChannelPipeline, turn: Turn) -> Event | None:
         try:
             result = await self._transcribe_traced(channel, turn, word_timestamps=False)
-        except Exception:
+        except ConfideError:
             return None  # an interim is an optimisation; the final reports failures
         finally:
-            channel.interim_in_flight = False
-        if not result.text or turn.index != channel.segmenter.turns_ended:
+            channel.interim_done()
+        if not result.text or not channel.is_growing(turn):
             return None  # silence, or the turn already ended and its final is queued
-        stability = channel.interims.update(result.text)
+        stability = channel.stability(result.text)
         return self._segment(channel, turn, result, is_final=False, stability=stability)
 
     def _segment(
         self,
-        channel: _Channel,
+        channel: ChannelPipeline,
         turn: Turn,
         result: TurnTranscript,
         is_final: bool,

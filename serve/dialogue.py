@@ -3,6 +3,7 @@ Serve options, including the environment vLLM reads, derive from DialogueConfig.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -10,10 +11,10 @@ from pathlib import Path
 from opentelemetry.trace import SpanKind, StatusCode
 from ray import serve
 
-from cluster.config import ConfideConfig, DialogueConfig
-from cluster.envelope import EnvelopeError
-from serve.errors import EngineUnavailable
-from serve.messages import ReplyRequest, Sealed
+from serve.boundary import PayloadBoundary
+from serve.core.config import ConfideConfig, DialogueConfig
+from serve.core.errors import ConfideError
+from serve.messages import DialogueRequest, ReplyRequest, Sealed
 from serve.metrics import sealing_failure_counter
 from serve.sealed import PayloadCodec
 from serve.telemetry import configure_process, remote_parent
@@ -27,7 +28,9 @@ class Dialogue:
         config: ConfideConfig,
         engine_factory: Callable[[DialogueConfig, str], DialogueEngine] = VllmEngine,
     ) -> None:
-        self._codec = PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
+        self._boundary = PayloadBoundary(
+            PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
+        )
         self._tracing = configure_process(config, "confide-dialogue")
         self._model = Path(config.dialogue_model_dir).name
         self._engine = engine_factory(config.dialogue, str(config.dialogue_model_dir))
@@ -45,24 +48,24 @@ class Dialogue:
             kind=SpanKind.SERVER,
             attributes={"confide.model": self._model},
         )
+
+        async def generate(prompt: DialogueRequest) -> AsyncIterator[str]:
+            nonlocal deltas
+            span.set_attribute("confide.prompt_turns", len(prompt.turns))
+            async with contextlib.aclosing(self._engine.stream(prompt)) as stream:
+                async for delta in stream:
+                    if deltas == 0:
+                        first_ms = round((time.perf_counter() - started) * 1000, 1)
+                        span.set_attribute("confide.first_delta_ms", first_ms)
+                    deltas += 1
+                    yield delta
+
         try:
-            dialogue_request = self._codec.open_prompt(request)
-            span.set_attribute("confide.prompt_turns", len(dialogue_request.turns))
-            async for delta in self._engine.stream(dialogue_request):
-                if deltas == 0:
-                    first_ms = round((time.perf_counter() - started) * 1000, 1)
-                    span.set_attribute("confide.first_delta_ms", first_ms)
-                deltas += 1
-                yield self._codec.seal_reply(
-                    delta, dialogue_request.tenant, dialogue_request.call_id
-                )
-        except EnvelopeError as exc:
+            async for sealed in self._boundary.serve_reply(request, generate):
+                yield sealed
+        except ConfideError:  # translated by the boundary: no engine text travels on
             span.set_status(StatusCode.ERROR)
-            raise EngineUnavailable(f"sealing failed ({type(exc).__name__})") from None
-        except Exception as exc:
-            span.set_status(StatusCode.ERROR)
-            # vLLM errors can quote the prompt; only the type travels on.
-            raise EngineUnavailable(f"dialogue engine failed ({type(exc).__name__})") from None
+            raise
         except BaseException:  # cancelled by the caller: barge-in or hang-up
             span.set_attribute("confide.interrupted", True)
             raise

@@ -2,9 +2,8 @@
 
 Ray Serve's HTTP and gRPC proxies are plaintext, so Confide switches them off and
 terminates mutual TLS here; turns go to the transcriber and conversations to the
-dialogue deployment through DeploymentHandles. Errors from those calls are translated
-here, at the boundary, into Confide errors with fixed messages: a remote traceback can
-quote model input and never travels on.
+dialogue deployment through DeploymentHandles, by way of the payload boundary
+(serve/boundary.py), which seals them and translates every failure.
 """
 
 from __future__ import annotations
@@ -14,19 +13,15 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from ray import serve
-from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
-from cluster.allowlist import confide_logger, plain_type
-from cluster.config import ConfideConfig, GatewayConfig
-from serve.errors import EngineUnavailable, ResourceExhausted
-from serve.messages import DialogueRequest, TurnAudio, TurnTranscript
+from serve.boundary import PayloadBoundary
+from serve.core.config import ConfideConfig, GatewayConfig, TlsFiles
+from serve.messages import ReplyRequest, Sealed, TurnRequest
 from serve.metrics import sealing_failure_counter
 from serve.sealed import PayloadCodec
-from serve.server import RunningServer, TlsFiles, start_server
-from serve.telemetry import GatewayTelemetry, configure_process, current_trace_context
-
-logger = confide_logger("confide.gateway")
+from serve.server import RunningServer, start_server
+from serve.telemetry import GatewayTelemetry, configure_process
 
 
 @serve.deployment
@@ -41,51 +36,30 @@ class Gateway:
         self._transcriber = transcriber
         self._dialogue = dialogue
         self._config = config
-        self._codec = PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
         self._tracing = configure_process(config, "confide-gateway")
         self._telemetry = GatewayTelemetry.of(self._tracing)
+        boundary = PayloadBoundary(
+            PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter()),
+            self._telemetry.metrics,
+            transcriber=self._transcribe,
+            dialogue=self._reply if dialogue is not None else None,
+        )
         self._running: RunningServer = await start_server(
-            config,
-            tls,
-            self._transcribe,
-            self._reply if dialogue is not None else None,
-            self._telemetry,
-            self._tracing.provider,
+            config, tls, boundary, self._telemetry, self._tracing.provider
         )
 
-    async def _transcribe(self, turn: TurnAudio) -> TurnTranscript:
-        """Seal the turn and send it with the current span's traceparent."""
-        metrics = self._telemetry.metrics
-        metrics.request_started("transcription")
-        try:
-            request = self._codec.seal_turn(turn, current_trace_context())
-            return self._codec.open_transcript(await self._transcriber.transcribe.remote(request))
-        except BackPressureError:
-            raise ResourceExhausted("the transcriber is at capacity") from None
-        except Exception as exc:
-            logger.warning("transcriber call failed: %s", plain_type(exc))
-            raise EngineUnavailable("the transcriber failed") from None
-        finally:
-            metrics.request_ended("transcription")
+    async def _transcribe(self, request: TurnRequest) -> Sealed:
+        return await self._transcriber.transcribe.remote(request)
 
-    async def _reply(self, request: DialogueRequest) -> AsyncIterator[str]:
+    async def _reply(self, request: ReplyRequest) -> AsyncIterator[Sealed]:
         assert self._dialogue is not None
-        sealed = self._codec.seal_prompt(request, current_trace_context())
-        stream = self._dialogue.reply.options(stream=True).remote(sealed)
-        metrics = self._telemetry.metrics
-        metrics.request_started("dialogue")
+        stream = self._dialogue.reply.options(stream=True).remote(request)
         try:
             async for payload in stream:
-                yield self._codec.open_reply(payload)
-        except BackPressureError:
-            raise ResourceExhausted("the dialogue model is at capacity; reply skipped") from None
-        except Exception as exc:
-            logger.warning("dialogue call failed: %s", plain_type(exc))
-            raise EngineUnavailable("the dialogue model failed") from None
+                yield payload
         finally:
-            metrics.request_ended("dialogue")
             # On barge-in this aborts the generation; on a rejected request it re-raises
-            # the rejection, which was already translated above.
+            # the rejection, which the boundary has already translated.
             with contextlib.suppress(Exception):
                 stream.cancel()
 

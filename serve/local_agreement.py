@@ -3,7 +3,7 @@ consecutive hypotheses agree on it and on everything before it."""
 
 from __future__ import annotations
 
-from cluster.scoring import normalize
+from serve.core.scoring import normalize
 
 
 def agreed_prefix(previous: list[str], current: list[str]) -> int:

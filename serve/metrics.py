@@ -1,7 +1,7 @@
 """Confide's Prometheus metrics, exported through Ray's metrics endpoint next to Ray
 Serve's own (Prometheus prefixes them with `ray_`).
 
-Every label passes `cluster.allowlist.metric_labels` on the way out: label keys are
+Every label passes `serve.core.allowlist.metric_labels` on the way out: label keys are
 declared here and nowhere else, tenants leave as keyed HMACs, and a value outside its
 rule is counted as "other". Outside a Ray worker the recordings go nowhere.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ray.util import metrics
 
-from cluster.allowlist import IdentifierHasher, metric_labels
+from serve.core.allowlist import IdentifierHasher, metric_labels
 
 LATENCY_BUCKETS_SECONDS = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0]
 RTF_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]

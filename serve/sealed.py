@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from cluster.config import KeysConfig
-from cluster.envelope import Binding, EnvelopeError, MalformedBlob
-from cluster.keys import KeyProvider, LocalKeyProvider
-from cluster.sealing import Sealer
+from serve.core.config import KeysConfig
+from serve.core.envelope import Binding, EnvelopeError, MalformedBlob
+from serve.core.keys import key_provider
+from serve.core.sealing import Sealer
 from serve.messages import (
     DialogueRequest,
     ReplyRequest,
@@ -32,26 +32,6 @@ TURN_AUDIO = "turn-audio"
 TRANSCRIPT = "transcript"
 PROMPT = "prompt"
 REPLY = "reply"
-
-
-def key_provider(keys: KeysConfig, state_dir: Path) -> KeyProvider:
-    """The configured KMS provider (heavy clients are imported only when chosen)."""
-    if keys.provider == "aws-kms":
-        from cluster.aws_kms import AwsKmsKeyProvider
-
-        return AwsKmsKeyProvider(
-            region=keys.aws_region,
-            endpoint_url=keys.aws_endpoint_url,
-            alias_prefix=keys.aws_alias_prefix,
-        )
-    if keys.provider == "vault-transit":
-        from cluster.env import read_environment
-        from cluster.vault_transit import VaultTransitKeyProvider
-
-        return VaultTransitKeyProvider(
-            url=keys.vault_addr, token=read_environment().vault_token, mount_point=keys.vault_mount
-        )
-    return LocalKeyProvider(state_dir / "keys" / "local-kek.json", keys.production)
 
 
 class PayloadCodec:

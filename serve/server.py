@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from cluster.config import ConfideConfig
 from confide.v1 import call_pb2, call_pb2_grpc
-from serve.agent import ReplyStream
+from serve.boundary import PayloadBoundary
 from serve.call_service import CallService
-from serve.call_session import Transcribe
+from serve.core.config import ConfideConfig, TlsFiles
 from serve.telemetry import GatewayTelemetry
 
 SERVICE_NAME = call_pb2.DESCRIPTOR.services_by_name["CallService"].full_name
 _ENVELOPE_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files of the gateway: its certificate and key, and the CA for client certs."""
-
-    server_cert: Path
-    server_key: Path
-    client_ca: Path
-
-    def server_credentials(self) -> grpc.ServerCredentials:
-        return grpc.ssl_server_credentials(
-            [(self.server_key.read_bytes(), self.server_cert.read_bytes())],
-            root_certificates=self.client_ca.read_bytes(),
-            require_client_auth=True,
-        )
 
 
 @dataclass
@@ -51,15 +33,15 @@ class RunningServer:
 async def start_server(
     config: ConfideConfig,
     tls: TlsFiles,
-    transcribe: Transcribe,
-    dialogue: ReplyStream | None = None,
+    boundary: PayloadBoundary,
     telemetry: GatewayTelemetry | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> RunningServer:
     """Start the mTLS server on config.gateway.host:port and return it with its bound
-    port (port 0 picks a free one). There is no plaintext port. With a tracer provider,
-    opentelemetry-instrumentation-grpc adds a server span per RPC (through the same
-    allowlist as every other span)."""
+    port (port 0 picks a free one). There is no plaintext port. Turns and replies go
+    through `boundary` (in Serve, to the model deployments; in tests, to stand-ins).
+    With a tracer provider, opentelemetry-instrumentation-grpc adds a server span per
+    RPC (through the same allowlist as every other span)."""
     max_message = config.gateway.max_recording_bytes + _ENVELOPE_BYTES
     interceptors = []
     if tracer_provider is not None:
@@ -73,7 +55,7 @@ async def start_server(
             ("grpc.max_send_message_length", max_message),
         ],
     )
-    service = CallService(config, transcribe, dialogue, telemetry)
+    service = CallService(config, boundary, telemetry)
     call_pb2_grpc.add_CallServiceServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
@@ -23,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanContext, Status, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from cluster.allowlist import (
+from serve.core.allowlist import (
     RESOURCE_ATTRIBUTES,
     SPAN_ATTRIBUTES,
     SPAN_NAMES,
@@ -31,10 +30,8 @@ from cluster.allowlist import (
     IdentifierHasher,
     filter_attributes,
 )
-from cluster.config import ConfideConfig, KeysConfig, TelemetryConfig
-from cluster.envelope import Binding
-from cluster.pki import write_secret
-from cluster.sealing import Sealer
+from serve.core.config import ConfideConfig, TelemetryConfig
+from serve.core.telemetry_key import telemetry_key
 
 if TYPE_CHECKING:
     from serve.metrics import GatewayMetrics
@@ -42,28 +39,6 @@ if TYPE_CHECKING:
 SERVICE_NAMESPACE = "confide"
 TRACER_NAME = "confide"
 _PROPAGATOR = TraceContextTextMapPropagator()
-# Not a valid tenant name (see TENANT_NAME_PATTERN), so never a tenant's KEK.
-_KEY_BINDING = Binding("_telemetry", "hmac", "telemetry-hmac-key")
-
-
-def telemetry_key(keys: KeysConfig, state_dir: Path) -> bytes:
-    """The HMAC key for identifiers: 32 random bytes sealed by the configured KMS
-    provider in state_dir/keys, created by the first process that needs it. Destroying
-    its KEK makes past hashes unlinkable."""
-    from serve.sealed import key_provider
-
-    path = state_dir / "keys" / "telemetry-hmac.sealed"
-    sealer = Sealer(key_provider(keys, state_dir))
-    if not path.exists():
-        staged = path.with_name(f".{path.name}.{os.getpid()}")
-        write_secret(staged, sealer.seal(os.urandom(32), _KEY_BINDING))
-        try:
-            os.link(staged, path)  # create-if-absent: concurrent replicas agree on one key
-        except FileExistsError:
-            pass
-        finally:
-            staged.unlink()
-    return sealer.open(path.read_bytes(), _KEY_BINDING)
 
 
 class AllowlistSpanProcessor(SpanProcessor):

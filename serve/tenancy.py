@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grpc
 
-from serve.errors import PermissionDenied, Unauthenticated
+from serve.core.errors import PermissionDenied, Unauthenticated
 
 _SPIFFE_PREFIX = "spiffe://"
 
@@ -23,8 +23,8 @@ def peer_identity(context: grpc.aio.ServicerContext, trust_domain: str) -> str:
             text = value.decode("utf-8", "replace")
             if text.startswith(prefix):
                 return text[len(prefix) :]
-    common_names = auth.get("x509_common_name", ())
-    if common_names:
+    common_names = [name for name in auth.get("x509_common_name", ()) if name]
+    if common_names:  # an empty subject names nobody
         return common_names[0].decode("utf-8", "replace")
     raise Unauthenticated("no verified client certificate")
 

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from opentelemetry.trace import SpanKind
 from ray import serve
 
-from cluster.config import ConfideConfig, TranscriberConfig
-from cluster.envelope import EnvelopeError
-from serve.errors import EngineUnavailable
-from serve.messages import Sealed, TurnRequest
+from serve.boundary import PayloadBoundary
+from serve.core.config import ConfideConfig, TranscriberConfig
+from serve.messages import Sealed, TurnAudio, TurnRequest, TurnTranscript
 from serve.metrics import TranscriberMetrics, sealing_failure_counter
 from serve.sealed import PayloadCodec
 from serve.telemetry import configure_process, remote_parent
@@ -27,7 +26,9 @@ class Transcriber:
         config: ConfideConfig,
         engine_factory: Callable[[TranscriberConfig], TranscriptionEngine] = WhisperEngine,
     ) -> None:
-        self._codec = PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
+        self._boundary = PayloadBoundary(
+            PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
+        )
         self._tracing = configure_process(config, "confide-transcriber")
         self._model = model_name(config.transcriber)
         self._metrics = TranscriberMetrics(self._tracing.hasher, self._model)
@@ -46,39 +47,29 @@ class Transcriber:
             record_exception=False,
             attributes={"confide.model": self._model},
         ) as span:
-            try:
-                turn = self._codec.open_turn(request)
-            except EnvelopeError as exc:
-                raise EngineUnavailable(
-                    f"turn could not be opened ({type(exc).__name__})"
-                ) from None
-            try:
+
+            async def decode(turn: TurnAudio) -> TurnTranscript:
+                self._failures_in_a_row += 1  # until this decode succeeds
                 result = await self._engine.transcribe(turn)
-            except Exception as exc:
-                self._failures_in_a_row += 1
-                # The message may quote model input; only the type travels on.
-                raise EngineUnavailable(f"transcription failed ({type(exc).__name__})") from None
-            self._failures_in_a_row = 0
-            self._turns += 1
-            self._audio_seconds += result.audio_seconds
-            self._decode_seconds += result.decode_seconds
-            self._metrics.decoded(result.audio_seconds, result.decode_seconds)
-            span.set_attributes(
-                {
-                    "confide.audio_seconds": round(result.audio_seconds, 3),
-                    "confide.decode_ms": round(result.decode_seconds * 1000, 1),
-                    "confide.rtf": round(
-                        result.decode_seconds / max(result.audio_seconds, 1e-6), 4
-                    ),
-                    "confide.words": len(result.words),
-                }
-            )
-            try:
-                return self._codec.seal_transcript(result, turn.tenant, turn.call_id)
-            except EnvelopeError as exc:
-                raise EngineUnavailable(
-                    f"transcript could not be sealed ({type(exc).__name__})"
-                ) from None
+                self._failures_in_a_row = 0
+                self._record(result, span)
+                return result
+
+            return await self._boundary.serve_turn(request, decode)
+
+    def _record(self, result: TurnTranscript, span) -> None:
+        self._turns += 1
+        self._audio_seconds += result.audio_seconds
+        self._decode_seconds += result.decode_seconds
+        self._metrics.decoded(result.audio_seconds, result.decode_seconds)
+        span.set_attributes(
+            {
+                "confide.audio_seconds": round(result.audio_seconds, 3),
+                "confide.decode_ms": round(result.decode_seconds * 1000, 1),
+                "confide.rtf": round(result.decode_seconds / max(result.audio_seconds, 1e-6), 4),
+                "confide.words": len(result.words),
+            }
+        )
 
     async def stats(self) -> dict[str, float | str]:
         """Counters for benchmarks and placement checks: this replica, its Ray node, turns,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cluster.config import VadConfig
-from serve.audio import MODEL_RATE
+from serve.core.audio import MODEL_RATE
+from serve.core.config import VadConfig
 from serve.vad import WINDOW_SAMPLES, VadStream
 
 

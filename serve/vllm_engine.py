@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
-from cluster.config import DialogueConfig
 from serve.conversation import chat_messages, fit_to_context
+from serve.core.config import DialogueConfig
 from serve.messages import DialogueRequest
 
 

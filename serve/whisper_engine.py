@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cluster.config import TranscriberConfig
+from serve.core.config import TranscriberConfig
 from serve.messages import TurnAudio, TurnTranscript, Word
 
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from cluster.config import TranscriberConfig, VadConfig
-from cluster.scoring import word_error_rate
-from serve.audio import StreamDecoder, float_to_pcm16
+from serve.core.audio import StreamDecoder, float_to_pcm16
+from serve.core.config import TranscriberConfig, VadConfig
+from serve.core.scoring import word_error_rate
 from serve.messages import TurnAudio
 from serve.turns import TurnSegmenter
 from tests.conftest import EXAMPLES

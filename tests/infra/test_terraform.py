@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.config import load_config
-from serve.app import serve_config
+from cluster.deployment import serve_config
+from serve.core.config import load_config
 from tests.conftest import ROOT
 
 TERRAFORM = ROOT / "infra" / "terraform"

@@ -15,11 +15,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cluster import lifecycle
 from cluster.client import aio_channel, audio_format, call_requests, stream_call
-from cluster.scoring import word_error_rate
-from cluster.wavfile import Recording
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
-from serve.audio import Encoding, encode
+from serve.core.audio import Encoding, encode
+from serve.core.scoring import word_error_rate
+from serve.core.wavfile import Recording
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import call_path_config
 from tests.integration.probes import answers_plaintext_http2
@@ -155,7 +155,7 @@ def test_peers_without_a_valid_client_certificate_never_reach_a_handler(
     async def attempt():
         if client == "no-certificate":
             credentials = grpc.ssl_channel_credentials(
-                root_certificates=test_pki.server.client_ca.read_bytes()
+                root_certificates=test_pki.server.ca.read_bytes()
             )
             channel = grpc.aio.secure_channel(target, credentials)
         else:

@@ -14,14 +14,14 @@ import pytest
 
 from cluster import lifecycle
 from cluster.client import aio_channel, stream_call
-from cluster.config import ConfideConfig
-from cluster.wavfile import Recording
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
-from serve.audio import Encoding, decode_pcm16, encode
 from serve.conversation import chat_messages, fit_to_context
+from serve.core.audio import Encoding, decode_pcm16, encode
+from serve.core.config import ConfideConfig
+from serve.core.wavfile import Recording
 from serve.vllm_engine import count_prompt_tokens
-from tests.integration.conftest import TRUST_DOMAIN
+from tests.conftest import TRUST_DOMAIN
 
 pytestmark = pytest.mark.integration
 

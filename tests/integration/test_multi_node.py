@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.client import ClientTls, aio_channel, stream_call
+from cluster.client import aio_channel, stream_call
 from cluster.pki import DevPki
-from cluster.scoring import word_error_rate
 from confide.v1 import call_pb2_grpc
+from serve.core.scoring import word_error_rate
 from tests.conftest import EXAMPLES
 from tests.integration.probes import answers_plaintext_http2
 
@@ -35,7 +35,7 @@ RAY = str(Path(sys.executable).with_name("ray"))
 _RAY_ENVIRONMENT = """
 import json, sys
 from cluster import lifecycle
-from cluster.config import load_config
+from serve.core.config import load_config
 config = load_config(sys.argv[1])
 print(json.dumps({**lifecycle.use_ray_token_auth(config), **lifecycle.use_ray_tls(config, True)}))
 """
@@ -126,7 +126,7 @@ def test_both_nodes_run_with_tls_and_token_auth(two_nodes):
 def test_transcriber_runs_on_the_worker_node_and_serves_a_call(two_nodes, two_channel_call):
     root, _, gateway_port, env = two_nodes
     pki = DevPki(root / "state" / "pki")
-    tls = ClientTls(pki.ca_cert, pki.client_cert("acme"), pki.client_key("acme"))
+    tls = pki.client_tls("acme")
 
     async def call():
         async with aio_channel(f"localhost:{gateway_port}", tls) as channel:

@@ -16,12 +16,12 @@ import pytest
 
 from cluster import lifecycle
 from cluster.client import aio_channel, stream_call
-from cluster.config import ConfideConfig, VadConfig
-from cluster.scoring import word_error_rate
 from confide.v1 import call_pb2_grpc
-from serve.audio import StreamDecoder, float_to_pcm16
+from serve.core.audio import StreamDecoder, float_to_pcm16
+from serve.core.config import ConfideConfig, VadConfig
+from serve.core.scoring import word_error_rate
 from serve.turns import TurnSegmenter
-from tests.integration.conftest import TRUST_DOMAIN
+from tests.conftest import TRUST_DOMAIN
 
 pytestmark = pytest.mark.integration
 

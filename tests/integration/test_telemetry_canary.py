@@ -20,7 +20,11 @@ import grpc
 import pytest
 
 from cluster import lifecycle
-from cluster.allowlist import (
+from cluster.client import aio_channel, stream_call
+from cluster.trace_receiver import ReceivedSpan, TraceReceiver
+from confide.v1 import call_pb2 as pb
+from confide.v1 import call_pb2_grpc
+from serve.core.allowlist import (
     HMAC_PREFIX,
     SPAN_ATTRIBUTES,
     SPAN_NAMES,
@@ -28,16 +32,12 @@ from cluster.allowlist import (
     IdentifierHasher,
     allowed_value,
 )
-from cluster.client import aio_channel, stream_call
-from cluster.config import ConfideConfig
-from cluster.trace_receiver import ReceivedSpan, TraceReceiver
-from cluster.wavfile import Recording
-from confide.v1 import call_pb2 as pb
-from confide.v1 import call_pb2_grpc
+from serve.core.config import ConfideConfig
+from serve.core.telemetry_key import telemetry_key
+from serve.core.wavfile import Recording
 from serve.messages import TurnAudio, TurnTranscript
-from serve.telemetry import telemetry_key
 from serve.whisper_engine import WhisperEngine
-from tests.integration.conftest import TRUST_DOMAIN
+from tests.conftest import TRUST_DOMAIN
 
 pytestmark = pytest.mark.integration
 

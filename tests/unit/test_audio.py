@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from serve.audio import (
+from serve.core.audio import (
     ALAW_TO_PCM,
     MULAW_TO_PCM,
     Encoding,

@@ -1,12 +1,12 @@
 import pytest
 from pydantic import ValidationError
 
-from cluster.config import DEFAULTS_FILE, ConfideConfig, documented_defaults, load_config
+from serve.core.config import DEFAULTS_FILE, ConfideConfig, documented_defaults, load_config
 
 
 def test_shipped_defaults_file_is_generated_from_the_model():
     assert DEFAULTS_FILE.read_text() == documented_defaults(), (
-        "cluster/confide.yaml is stale: run `confide config defaults > cluster/confide.yaml`"
+        "serve/core/confide.yaml is stale: run `confide config defaults > serve/core/confide.yaml`"
     )
     assert load_config(DEFAULTS_FILE) == ConfideConfig()
 
@@ -14,7 +14,7 @@ def test_shipped_defaults_file_is_generated_from_the_model():
 def test_every_field_is_documented():
     from pydantic import BaseModel
 
-    from cluster.config import AutoscalingConfig, TenantConfig
+    from serve.core.config import AutoscalingConfig, TenantConfig
 
     def walk(model: type[BaseModel]) -> None:
         for name, field in model.model_fields.items():
@@ -37,7 +37,7 @@ def test_every_field_is_documented():
         {"tenants": [{"name": "a"}, {"name": "a"}]},
         {"transcriber": {"device": "cuda"}},
         {"transcriber": {"autoscaling": {"min_replicas": 3, "max_replicas": 1}}},
-        {"gateway": {"tls": {"server_cert": "/x.pem"}}},
+        {"gateway": {"tls": {"cert": "/x.pem"}}},
         {"unknown_section": {}},
     ],
 )

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster.envelope import Binding, EnvelopeError, MalformedBlob, OpenFailed, parse
-from cluster.keys import KeyDestroyed, KeyDisabled, KmsError, LocalKeyProvider, period_kek_id
-from cluster.sealing import Sealer
+from serve.core.envelope import Binding, EnvelopeError, MalformedBlob, OpenFailed, parse
+from serve.core.keys import KeyDestroyed, KeyDisabled, KmsError, LocalKeyProvider, period_kek_id
+from serve.core.sealing import Sealer
 
 BINDING = Binding("acme", "call-1", "turn-audio")
 SECRET = b"card 4111 1111 1111 1111, expiry 12/29" * 3
@@ -33,18 +33,18 @@ def provider(request, tmp_path):
         import boto3
         from moto import mock_aws
 
-        from cluster.aws_kms import AwsKmsKeyProvider
+        from serve.core.aws_kms import AwsKmsKeyProvider
 
         with mock_aws():
             yield AwsKmsKeyProvider(boto3.client("kms", region_name="eu-west-1"))
     elif request.param == "vault-transit-fake":
-        from cluster.vault_transit import VaultTransitKeyProvider
+        from serve.core.vault_transit import VaultTransitKeyProvider
         from tests.fakes.vault_transit import TOKEN, FakeTransit
 
         with FakeTransit() as fake:
             yield VaultTransitKeyProvider(url=fake.url, token=TOKEN)
     else:
-        from cluster.vault_transit import VaultTransitKeyProvider
+        from serve.core.vault_transit import VaultTransitKeyProvider
 
         yield VaultTransitKeyProvider(
             url=os.environ["VAULT_ADDR"], token=os.environ.get("VAULT_TOKEN")
@@ -173,8 +173,8 @@ def test_kms_outage_fails_closed():
     import boto3
     from botocore.config import Config
 
-    from cluster.aws_kms import AwsKmsKeyProvider
-    from cluster.keys import KmsUnavailable
+    from serve.core.aws_kms import AwsKmsKeyProvider
+    from serve.core.keys import KmsUnavailable
 
     unreachable = boto3.client(
         "kms",
@@ -193,7 +193,7 @@ def test_aws_kms_binds_the_encryption_context():
     import boto3
     from moto import mock_aws
 
-    from cluster.aws_kms import AwsKmsKeyProvider
+    from serve.core.aws_kms import AwsKmsKeyProvider
 
     with mock_aws():
         provider = AwsKmsKeyProvider(boto3.client("kms", region_name="eu-west-1"))
@@ -204,7 +204,7 @@ def test_aws_kms_binds_the_encryption_context():
 
 
 def test_vault_policy_denial_fails_closed():
-    from cluster.vault_transit import VaultTransitKeyProvider
+    from serve.core.vault_transit import VaultTransitKeyProvider
     from tests.fakes.vault_transit import TOKEN, FakeTransit
 
     with FakeTransit() as fake:
@@ -218,8 +218,8 @@ def test_vault_policy_denial_fails_closed():
 
 
 def test_vault_unreachable_fails_closed():
-    from cluster.keys import KmsUnavailable
-    from cluster.vault_transit import VaultTransitKeyProvider
+    from serve.core.keys import KmsUnavailable
+    from serve.core.vault_transit import VaultTransitKeyProvider
 
     sealer = Sealer(VaultTransitKeyProvider(url="http://127.0.0.1:9", token="t"))
     with pytest.raises(KmsUnavailable):

@@ -1,7 +1,7 @@
 import pytest
 
-from cluster.config import KeysConfig
-from cluster.envelope import EnvelopeError
+from serve.core.config import KeysConfig
+from serve.core.envelope import EnvelopeError
 from serve.messages import DialogueRequest, TurnAudio, TurnTranscript, Word
 from serve.sealed import PayloadCodec
 
@@ -49,8 +49,7 @@ def test_configured_provider_is_built(tmp_path):
     import boto3
     from moto import mock_aws
 
-    from cluster.keys import KmsError
-    from serve.sealed import key_provider
+    from serve.core.keys import KmsError, key_provider
 
     with mock_aws():
         boto3.setup_default_session(region_name="eu-west-1")
@@ -64,9 +63,9 @@ def test_configured_provider_is_built(tmp_path):
 
 def test_keys_cli_rotates_and_rewraps(tmp_path, monkeypatch):
     from cluster.cli import main
-    from cluster.envelope import Binding, parse
-    from cluster.keys import LocalKeyProvider
-    from cluster.sealing import Sealer
+    from serve.core.envelope import Binding, parse
+    from serve.core.keys import LocalKeyProvider
+    from serve.core.sealing import Sealer
 
     monkeypatch.setenv("CONFIDE_STATE_DIR", str(tmp_path))
     sealer = Sealer(LocalKeyProvider(tmp_path / "keys" / "local-kek.json"))
@@ -95,7 +94,7 @@ def test_keys_cli_rotates_and_rewraps(tmp_path, monkeypatch):
 
 
 def test_failures_are_counted_and_fail_closed(tmp_path):
-    from cluster.keys import KeyDisabled, LocalKeyProvider, period_kek_id
+    from serve.core.keys import KeyDisabled, LocalKeyProvider, period_kek_id
 
     failures = []
     codec = PayloadCodec.build(KeysConfig(), tmp_path, lambda op, err: failures.append((op, err)))

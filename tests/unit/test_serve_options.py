@@ -1,7 +1,7 @@
 """Serve options derive from the one typed config (no cluster needed)."""
 
-from cluster.config import ConfideConfig
 from serve import dialogue, gateway, transcriber
+from serve.core.config import ConfideConfig
 
 
 def test_fixed_replicas_or_autoscaling_never_both():

@@ -3,12 +3,12 @@ import sys
 
 import pytest
 
-from cluster.scoring import normalize, word_error_rate
-from cluster.wavfile import Recording, WavError, read_wav, write_wav
 from confide.v1 import call_pb2 as pb
-from serve.audio import Encoding
-from serve.call_session import parse_setup
-from serve.errors import InvalidArgument
+from serve.call_setup import parse_setup
+from serve.core.audio import Encoding
+from serve.core.errors import InvalidArgument
+from serve.core.scoring import normalize, word_error_rate
+from serve.core.wavfile import Recording, WavError, read_wav, write_wav
 from serve.local_agreement import InterimTracker, agreed_prefix
 from tests.conftest import ROOT
 

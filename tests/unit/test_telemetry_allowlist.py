@@ -11,7 +11,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
-from cluster.allowlist import (
+from serve.core.allowlist import (
     HMAC_PREFIX,
     REDACTED,
     RESOURCE_ATTRIBUTES,
@@ -21,8 +21,9 @@ from cluster.allowlist import (
     confide_logger,
     metric_labels,
 )
-from cluster.config import ConfideConfig, KeysConfig, TelemetryConfig
-from serve.telemetry import build_tracing, current_trace_context, remote_parent, telemetry_key
+from serve.core.config import ConfideConfig, KeysConfig, TelemetryConfig
+from serve.core.telemetry_key import telemetry_key
+from serve.telemetry import build_tracing, current_trace_context, remote_parent
 
 CANARY = "CANARY-7f3a-customer-said-account-4417"
 HASHER = IdentifierHasher(b"k" * 32)

@@ -1,8 +1,8 @@
 import numpy as np
 from faster_whisper.vad import get_vad_model
 
-from cluster.config import VadConfig
-from serve.audio import StreamDecoder
+from serve.core.audio import StreamDecoder
+from serve.core.config import VadConfig
 from serve.turns import TurnSegmenter
 from serve.vad import WINDOW_SAMPLES, VadStream
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cluster.envelope import Binding, OpenFailed
-from cluster.keys import KeyDestroyed, KeyDisabled, KmsError, KmsUnavailable
+from serve.core.envelope import Binding, OpenFailed
+from serve.core.keys import KeyDestroyed, KeyDisabled, KmsError, KmsUnavailable
 
 _UNREACHABLE = (
     "EndpointConnectionError",

@@ -4,7 +4,7 @@ One KEK per tenant and period (`tenant/<name>/<YYYY-MM>`), so retention can dest
 whole period at once (crypto-shredding). Every provider wraps data keys with the
 blob's binding as context, keeps numbered versions (rotation: new data uses the newest,
 old blobs still open), and fails closed: a KMS that is unreachable, or a key that is
-disabled or destroyed, raises a KeyError subclass here, and nothing falls back to
+disabled or destroyed, raises a KmsError subclass here, and nothing falls back to
 plaintext.
 
     KmsError
@@ -28,7 +28,8 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cluster.envelope import Binding, EnvelopeError, OpenFailed
+from serve.core.config import KeysConfig
+from serve.core.envelope import Binding, EnvelopeError, OpenFailed
 
 
 class KmsError(EnvelopeError):
@@ -203,3 +204,23 @@ class LocalKeyProvider:
 
     def destroy(self, kek_id: str) -> None:
         self._set_state(kek_id, "destroyed")
+
+
+def key_provider(keys: KeysConfig, state_dir: Path) -> KeyProvider:
+    """The configured KMS provider (its client library is imported only when chosen)."""
+    if keys.provider == "aws-kms":
+        from serve.core.aws_kms import AwsKmsKeyProvider
+
+        return AwsKmsKeyProvider(
+            region=keys.aws_region,
+            endpoint_url=keys.aws_endpoint_url,
+            alias_prefix=keys.aws_alias_prefix,
+        )
+    if keys.provider == "vault-transit":
+        from serve.core.env import read_environment
+        from serve.core.vault_transit import VaultTransitKeyProvider
+
+        return VaultTransitKeyProvider(
+            url=keys.vault_addr, token=read_environment().vault_token, mount_point=keys.vault_mount
+        )
+    return LocalKeyProvider(state_dir / "keys" / "local-kek.json", keys.production)

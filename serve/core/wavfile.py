@@ -9,7 +9,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from serve.audio import Encoding
+from serve.core.audio import Encoding
 
 _FORMAT_TAGS = {1: Encoding.LINEAR16, 6: Encoding.ALAW, 7: Encoding.MULAW}
 _TAG_OF = {encoding: tag for tag, encoding in _FORMAT_TAGS.items()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from cluster.envelope import (
+from serve.core.envelope import (
     Binding,
     Header,
     MalformedBlob,
@@ -16,7 +16,7 @@ from cluster.envelope import (
     parse,
     seal_with_key,
 )
-from cluster.keys import KeyProvider, period_kek_id
+from serve.core.keys import KeyProvider, period_kek_id
 
 
 class Sealer:

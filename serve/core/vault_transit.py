@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from cluster.envelope import Binding, OpenFailed
-from cluster.keys import KeyDestroyed, KeyDisabled, KmsError, KmsUnavailable
+from serve.core.envelope import Binding, OpenFailed
+from serve.core.keys import KeyDestroyed, KeyDisabled, KmsError, KmsUnavailable
 
 
 def _b64(data: bytes) -> str:

@@ -1,0 +1,161 @@
+"""The payload boundary: everything that crosses a deployment handle passes here.
+
+On the gateway's side, a turn or a prompt is sealed, sent with the current span's
+traceparent, and what comes back is opened; on a replica's side, the request is opened,
+handed to the engine, and the result sealed. Sealing and opening run off the event loop
+(a KMS provider may make a network call). Errors are translated in one place,
+`translate`, class to class as httpx maps httpcore's: whatever Ray, the KMS or an engine
+raises becomes one Confide error with a fixed message, so a remote traceback, which can
+quote model input, never travels on. The gateway's in-flight gauge is kept here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from ray.exceptions import RayError
+from ray.serve.exceptions import BackPressureError
+
+from serve.core.allowlist import Plain, confide_logger, plain_type
+from serve.core.envelope import EnvelopeError
+from serve.core.errors import ConfideError, EngineUnavailable, ResourceExhausted
+from serve.messages import (
+    DialogueRequest,
+    ReplyRequest,
+    Sealed,
+    TurnAudio,
+    TurnRequest,
+    TurnTranscript,
+)
+from serve.sealed import PayloadCodec
+from serve.telemetry import current_trace_context
+
+if TYPE_CHECKING:
+    from serve.metrics import GatewayMetrics
+
+logger = confide_logger("confide.boundary")
+
+TranscriberRemote = Callable[[TurnRequest], Awaitable[Sealed]]
+"""Sends a sealed turn to a transcriber replica (a DeploymentHandle method in Serve)."""
+DialogueRemote = Callable[[ReplyRequest], AsyncIterator[Sealed]]
+"""Streams sealed reply deltas from a dialogue replica; closing it cancels the request."""
+Decode = Callable[[TurnAudio], Awaitable[TurnTranscript]]
+Generate = Callable[[DialogueRequest], AsyncIterator[str]]
+
+
+class Stage(Enum):
+    TRANSCRIPTION = "transcription"
+    DIALOGUE = "dialogue"
+
+
+# Checked in order: the first class an exception is an instance of decides.
+_TRANSLATIONS: tuple[tuple[type[BaseException], type[ConfideError]], ...] = (
+    (BackPressureError, ResourceExhausted),  # Serve's queue for the deployment is full
+    (RayError, EngineUnavailable),  # a replica raised, died, or Ray lost the request
+    (EnvelopeError, EngineUnavailable),  # sealing or opening failed closed (KMS, key state)
+    (Exception, EngineUnavailable),  # an engine's own error; its message may quote input
+)
+_MESSAGES: dict[tuple[Stage, type[ConfideError]], str] = {
+    (Stage.TRANSCRIPTION, ResourceExhausted): "the transcriber is at capacity",
+    (Stage.TRANSCRIPTION, EngineUnavailable): "the transcriber failed",
+    (Stage.DIALOGUE, ResourceExhausted): "the dialogue model is at capacity; reply skipped",
+    (Stage.DIALOGUE, EngineUnavailable): "the dialogue model failed",
+}
+
+
+def translate(error: Exception, stage: Stage) -> ConfideError:
+    """The Confide error for a failure at `stage`; its message is fixed, never the
+    original's (only the original's type name is logged)."""
+    for source, target in _TRANSLATIONS:
+        if isinstance(error, source):
+            return target(_MESSAGES[stage, target])
+    raise AssertionError("unreachable: Exception is the last translation")
+
+
+@contextlib.contextmanager
+def _translated(stage: Stage) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        logger.warning("%s failed: %s", Plain(stage.value), plain_type(exc))
+        raise translate(exc, stage) from None
+
+
+class PayloadBoundary:
+    """Both sides of every deployment handle. The gateway builds it with the remotes
+    and its metrics; a replica with its codec alone."""
+
+    def __init__(
+        self,
+        codec: PayloadCodec,
+        metrics: GatewayMetrics | None = None,
+        transcriber: TranscriberRemote | None = None,
+        dialogue: DialogueRemote | None = None,
+    ) -> None:
+        self._codec = codec
+        self._metrics = metrics
+        self._transcriber = transcriber
+        self._dialogue = dialogue
+
+    @property
+    def dialogue_enabled(self) -> bool:
+        return self._dialogue is not None
+
+    @contextlib.contextmanager
+    def _in_flight(self, stage: Stage) -> Iterator[None]:
+        if self._metrics is None:
+            yield
+            return
+        self._metrics.request_started(stage.value)
+        try:
+            yield
+        finally:
+            self._metrics.request_ended(stage.value)
+
+    # -- the gateway's side ---------------------------------------------------------
+
+    async def transcribe(self, turn: TurnAudio) -> TurnTranscript:
+        """A turn's transcript; raises only ConfideError."""
+        assert self._transcriber is not None, "a replica's boundary sends nothing"
+        trace_context = current_trace_context()
+        with self._in_flight(Stage.TRANSCRIPTION), _translated(Stage.TRANSCRIPTION):
+            request = await asyncio.to_thread(self._codec.seal_turn, turn, trace_context)
+            sealed = await self._transcriber(request)
+            return await asyncio.to_thread(self._codec.open_transcript, sealed)
+
+    async def reply(self, request: DialogueRequest) -> AsyncIterator[str]:
+        """The agent's reply as text deltas; raises only ConfideError. Closing the
+        iterator (barge-in, hang-up) cancels the request in the dialogue replica."""
+        if self._dialogue is None:
+            raise EngineUnavailable("the dialogue model is not enabled on this gateway")
+        trace_context = current_trace_context()
+        with self._in_flight(Stage.DIALOGUE), _translated(Stage.DIALOGUE):
+            sealed = await asyncio.to_thread(self._codec.seal_prompt, request, trace_context)
+            async with contextlib.aclosing(self._dialogue(sealed)) as deltas:
+                async for payload in deltas:
+                    yield await asyncio.to_thread(self._codec.open_reply, payload)
+
+    # -- a replica's side -----------------------------------------------------------
+
+    async def serve_turn(self, request: TurnRequest, decode: Decode) -> Sealed:
+        """Open a sealed turn, decode it, seal the transcript."""
+        with _translated(Stage.TRANSCRIPTION):
+            turn = await asyncio.to_thread(self._codec.open_turn, request)
+            result = await decode(turn)
+            return await asyncio.to_thread(
+                self._codec.seal_transcript, result, turn.tenant, turn.call_id
+            )
+
+    async def serve_reply(self, request: ReplyRequest, generate: Generate) -> AsyncIterator[Sealed]:
+        """Open a sealed prompt and stream the sealed deltas that `generate` yields."""
+        with _translated(Stage.DIALOGUE):
+            prompt = await asyncio.to_thread(self._codec.open_prompt, request)
+            async with contextlib.aclosing(generate(prompt)) as deltas:
+                async for delta in deltas:
+                    yield await asyncio.to_thread(
+                        self._codec.seal_reply, delta, prompt.tenant, prompt.call_id
+                    )

@@ -1,0 +1,30 @@
+"""Word error rate against reference transcripts, after the usual normalisation.
+
+jiwer computes the rate; the normalisation is ours because Whisper writes some spoken
+forms differently from the references' plain words, and LocalAgreement compares words
+the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jiwer
+
+_SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor"}
+
+
+def normalize(text: str) -> list[str]:
+    text = re.sub(r"[-‐–—]", " ", text.lower())
+    words = re.sub(r"[^a-z0-9' ]", " ", text).split()
+    return [_SPOKEN.get(word, word) for word in words]
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word edits per reference word; an empty reference counts each hypothesis word."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not ref:
+        return float(len(hyp))
+    if not hyp:
+        return 1.0
+    return jiwer.wer(" ".join(ref), " ".join(hyp))

@@ -1,0 +1,110 @@
+"""One call's outgoing events: ordered work, side streams, and an end that always comes.
+
+Work submitted with `submit` (a turn's transcription) is emitted in submission order,
+whatever order it completes in. A side stream (an agent reply) is emitted as it yields,
+and can be cut with the task `stream` returns. The emitter owns every task it starts:
+`events` ends once `close` was called and everything is done, and its `finally` cancels
+whatever is still running, so a failure or a hang-up never leaves a task behind or a
+reader waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_ORDERED_DONE = object()
+_SIDE_DONE = object()
+
+
+class OrderedEmitter(Generic[T]):
+    def __init__(self) -> None:
+        self._ordered: asyncio.Queue[asyncio.Task[T | None] | None] = asyncio.Queue()
+        self._out: asyncio.Queue[object] = asyncio.Queue()
+        self._tasks: set[asyncio.Task] = set()
+        self._side: set[asyncio.Task] = set()
+        self._closed = False
+
+    def submit(self, work: Awaitable[T | None]) -> None:
+        """Emit work's result (unless None) after everything submitted before it."""
+        if self._closed:
+            raise RuntimeError("the emitter was closed")
+        self._ordered.put_nowait(self._own(asyncio.ensure_future(work)))
+
+    def stream(self, events: AsyncIterator[T]) -> asyncio.Task[None]:
+        """Emit each event as it comes; cancel the returned task to cut the stream
+        (the iterator may still yield a last event while it handles the cancellation)."""
+        task = self._own(asyncio.ensure_future(self._forward(events)))
+        self._side.add(task)
+        task.add_done_callback(self._side_done)
+        return task
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Nothing more will be submitted; side streams may still start."""
+        if not self._closed:
+            self._closed = True
+            self._ordered.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[T]:
+        """Every event, until closed and done. Raises what a piece of work raised."""
+        drain = self._own(asyncio.ensure_future(self._drain()))
+        ordered_done = False
+        try:
+            while not (ordered_done and not self._side):
+                item = await self._out.get()
+                if item is _ORDERED_DONE:
+                    ordered_done = True
+                elif isinstance(item, _Failed):
+                    raise item.error
+                elif item is not _SIDE_DONE:
+                    yield item  # type: ignore[misc]
+        finally:
+            drain.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _own(self, task: asyncio.Task) -> asyncio.Task:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _drain(self) -> None:
+        try:
+            while (task := await self._ordered.get()) is not None:
+                result = await task
+                if result is not None:
+                    self._out.put_nowait(result)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._out.put_nowait(_Failed(exc))
+            return
+        self._out.put_nowait(_ORDERED_DONE)
+
+    async def _forward(self, events: AsyncIterator[T]) -> None:
+        try:
+            async for event in events:
+                self._out.put_nowait(event)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._out.put_nowait(_Failed(exc))
+
+    def _side_done(self, task: asyncio.Task) -> None:
+        self._side.discard(task)
+        self._out.put_nowait(_SIDE_DONE)  # wakes `events` to check whether all is done

@@ -1,0 +1,589 @@
+"""The gateway in-process: the real grpc.aio server over mutual TLS on port 0, the real
+payload boundary (sealing with the local KMS provider), and stand-ins only for the two
+Ray deployments. The stand-ins open and seal through a replica's boundary as the real
+deployments do, so everything but Ray and the models runs as in production.
+
+Covers every status code, event order when transcriptions finish out of order,
+barge-in, and the failure paths that once left a call hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
+
+from cluster.client import aio_channel, audio_format, call_requests, stream_call
+from confide.v1 import call_pb2 as pb
+from confide.v1 import call_pb2_grpc
+from serve.boundary import PayloadBoundary
+from serve.call_session import CallSession
+from serve.core.audio import Encoding
+from serve.core.config import ConfideConfig
+from serve.core.keys import key_provider, period_kek_id
+from serve.core.wavfile import Recording
+from serve.messages import (
+    DialogueRequest,
+    ReplyRequest,
+    Sealed,
+    TurnAudio,
+    TurnRequest,
+    TurnTranscript,
+)
+from serve.sealed import PayloadCodec
+from serve.server import RunningServer, start_server
+from serve.telemetry import GatewayTelemetry
+from tests.conftest import TRUST_DOMAIN
+
+CALL_TIMEOUT = 60  # seconds; every test would hang without the fixes it covers
+
+
+# -- stand-ins for the deployments ------------------------------------------------------
+
+
+@dataclass
+class Transcriber:
+    """The transcriber deployment without Ray: opens each sealed turn, "decodes" it by
+    numbering the turns in arrival order, and seals the transcript. `delay(n)` sets how
+    long turn n takes; `fail(n)` what it raises instead of returning."""
+
+    codec: PayloadCodec
+    delay: Callable[[int], float] = lambda n: 0.0
+    fail: Callable[[int], BaseException | None] = lambda n: None
+    finished: list[int] = field(default_factory=list)
+    started: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, request: TurnRequest) -> Sealed:
+        number = self.started
+        self.started += 1
+        self.arrived.set()
+        error = self.fail(number)
+        if error is not None and not isinstance(error, RuntimeError):
+            raise error  # as Ray raises it at the gateway (back pressure, a dead actor)
+
+        async def decode(turn: TurnAudio) -> TurnTranscript:
+            await asyncio.sleep(self.delay(number))
+            if error is not None:
+                raise error  # an engine failure inside the replica
+            self.finished.append(number)
+            return TurnTranscript(f"turn {number}", audio_seconds=len(turn.pcm16) / 32000)
+
+        return await PayloadBoundary(self.codec).serve_turn(request, decode)
+
+
+@dataclass
+class Dialogue:
+    """The dialogue deployment without Ray or vLLM: streams `deltas`, one per `pace`
+    seconds, through a replica's boundary; records whether a stream was closed early."""
+
+    codec: PayloadCodec
+    deltas: tuple[str, ...] = ("Thanks", " for", " calling", ".")
+    pace: float = 0.0
+    error: BaseException | None = None
+    prompts: list[DialogueRequest] = field(default_factory=list)
+    cut_short: int = 0
+
+    async def __call__(self, request: ReplyRequest) -> AsyncIterator[Sealed]:
+        if self.error is not None:
+            raise self.error
+
+        async def generate(prompt: DialogueRequest) -> AsyncIterator[str]:
+            self.prompts.append(prompt)
+            sent = 0
+            try:
+                for delta in self.deltas:
+                    await asyncio.sleep(self.pace)
+                    sent += 1
+                    yield delta
+            finally:
+                if sent < len(self.deltas):
+                    self.cut_short += 1
+
+        async for sealed in PayloadBoundary(self.codec).serve_reply(request, generate):
+            yield sealed
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config(tmp_path) -> ConfideConfig:
+    return ConfideConfig.model_validate(
+        {
+            "state_dir": str(tmp_path),
+            "trust_domain": TRUST_DOMAIN,
+            "tenants": [{"name": "acme"}],
+            "gateway": {"host": "127.0.0.1", "port": 0, "max_concurrent_calls": 2},
+        }
+    )
+
+
+@pytest.fixture
+def codec(config) -> PayloadCodec:
+    return PayloadCodec.build(config.keys, config.state_path)
+
+
+@contextlib.asynccontextmanager
+async def serving(config, test_pki, codec, transcriber, dialogue=None, client="acme"):
+    """(the running server, a stub on a channel with `client`'s certificate)"""
+    boundary = PayloadBoundary(codec, transcriber=transcriber, dialogue=dialogue)
+    running: RunningServer = await start_server(
+        config, test_pki.server, boundary, GatewayTelemetry.disabled()
+    )
+    try:
+        async with aio_channel(f"localhost:{running.port}", test_pki.clients[client]) as channel:
+            yield running, call_pb2_grpc.CallServiceStub(channel)
+    finally:
+        await running.stop(0)
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, CALL_TIMEOUT))
+
+
+async def wait_until_idle(running: RunningServer) -> None:
+    """Admission slots come back when a call ends, however it ended."""
+    for _ in range(100):
+        if running.service.active_calls == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{running.service.active_calls} calls still hold a slot")
+
+
+def speech_then_silence(speech: Recording, times: int) -> Recording:
+    """`times` turns: the recording's speech, each followed by a second of silence."""
+    silence = bytes(2 * 16000)
+    return Recording(Encoding.LINEAR16, 16000, 1, (speech.data + silence) * times)
+
+
+def assert_in_turn_order(segments, transcriber: Transcriber) -> None:
+    """Segments leave in the order their turns ended (by end time), although the
+    stand-in finished them in another order (its first turn last)."""
+    ends = [segment.end_seconds for segment in segments]
+    assert ends == sorted(ends)
+    assert transcriber.finished[-1] == 0
+    assert [segment.text for segment in segments] != [f"turn {n}" for n in transcriber.finished]
+
+
+def finals(events: list[pb.StreamCallResponse]) -> list[pb.TranscriptSegment]:
+    return [e.transcript for e in events if e.HasField("transcript") and e.transcript.is_final]
+
+
+# -- status OK and event order --------------------------------------------------------
+
+
+def test_finals_leave_in_turn_order_when_transcriptions_finish_in_reverse(
+    config, test_pki, codec, two_channel_call
+):
+    transcriber = Transcriber(codec, delay=lambda n: 2.0 if n == 0 else 0.0)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (running, calls):
+            result = await stream_call(
+                calls, two_channel_call, ["customer", "agent"], realtime=False
+            )
+            await wait_until_idle(running)
+        return result
+
+    result = run(scenario())
+    segments = finals(result.events)
+    assert len(segments) >= 4
+    assert_in_turn_order(segments, transcriber)
+    assert result.events[-1].summary.final_segments == len(segments)
+
+
+def test_transcribe_returns_segments_in_order(config, test_pki, codec, two_channel_call):
+    transcriber = Transcriber(codec, delay=lambda n: 2.0 if n == 0 else 0.0)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (_running, calls):
+            return await calls.Transcribe(
+                pb.TranscribeRequest(
+                    call_id="recording-1",
+                    audio=audio_format(two_channel_call, ["customer", "agent"]),
+                    data=two_channel_call.data,
+                )
+            )
+
+    response = run(scenario())
+    assert len(response.segments) >= 4
+    assert_in_turn_order(response.segments, transcriber)
+
+
+# -- status codes -------------------------------------------------------------------------
+
+
+async def _status_of(call: Awaitable) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await call
+    return failure.value.code(), failure.value.details()
+
+
+async def _stream_status(calls, requests) -> tuple[grpc.StatusCode, list[pb.StreamCallResponse]]:
+    async def write():
+        # As Confide's client does: wait for the gateway to accept the call before
+        # writing on, and stop once it ended the call (grpc#36066, see cluster/client.py).
+        for index, request in enumerate(requests):
+            if call.done():
+                return
+            yield request
+            if index == 0:
+                await call.initial_metadata()
+
+    events = []
+    call = calls.StreamCall(write())
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        async for event in call:
+            events.append(event)
+    return failure.value.code(), events
+
+
+def _requests(recording, **options) -> list[pb.StreamCallRequest]:
+    return [request for _, request in call_requests(recording, ["customer"], **options)]
+
+
+@pytest.mark.parametrize(
+    ("make_requests", "code"),
+    [
+        pytest.param(
+            lambda r: _requests(r)[1:], grpc.StatusCode.INVALID_ARGUMENT, id="no-config-first"
+        ),
+        pytest.param(
+            lambda r: [*_requests(r)[:-1], _requests(r)[0]],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            id="config-twice",
+        ),
+        pytest.param(
+            lambda r: [
+                _requests(r)[0],
+                pb.StreamCallRequest(audio=pb.AudioChunk(data=bytes(70_000))),
+            ],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            id="chunk-too-large",
+        ),
+        pytest.param(
+            lambda r: _requests(r, agent_replies=True),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            id="agent-replies-without-dialogue",
+        ),
+    ],
+)
+def test_refused_input_gets_its_status(
+    config, test_pki, codec, mono_recording, make_requests, code
+):
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec)) as (running, calls):
+            status = await _stream_status(calls, make_requests(mono_recording))
+            await wait_until_idle(running)
+        return status
+
+    status, _ = run(scenario())
+    assert status == code
+
+
+def test_input_refused_mid_call_still_delivers_what_was_accepted(
+    config, test_pki, codec, mono_recording
+):
+    recording = speech_then_silence(mono_recording, 2)
+    requests = _requests(recording)[:-1]
+    requests.append(pb.StreamCallRequest(audio=pb.AudioChunk(data=bytes(70_000))))
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec)) as (_running, calls):
+            return await _stream_status(calls, requests)
+
+    code, events = run(scenario())
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [s.text for s in finals(events)] == ["turn 0", "turn 1"]
+
+
+def test_a_tenant_not_configured_is_permission_denied(config, test_pki, codec, mono_recording):
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), client="initech") as (
+            _running,
+            calls,
+        ):
+            return await _stream_status(calls, _requests(mono_recording))
+
+    code, _ = run(scenario())
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_certificate_naming_nobody_is_unauthenticated(config, test_pki, codec, mono_recording):
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), client="nameless") as (
+            _running,
+            calls,
+        ):
+            return await _stream_status(calls, _requests(mono_recording))
+
+    code, _ = run(scenario())
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_calls_beyond_the_limit_are_resource_exhausted(config, test_pki, codec, mono_recording):
+    release = asyncio.Event()
+
+    async def scenario():
+        transcriber = Transcriber(codec)
+        async with serving(config, test_pki, codec, transcriber) as (running, calls):
+
+            async def held_open():
+                yield _requests(mono_recording)[0]
+                await release.wait()
+                yield pb.StreamCallRequest(end=pb.EndOfCall())
+
+            open_calls = [calls.StreamCall(held_open()) for _ in range(2)]
+            for call in open_calls:
+                await call.initial_metadata()
+            code, _ = await _stream_status(calls, _requests(mono_recording))
+            release.set()
+            for call in open_calls:
+                assert [e async for e in call][-1].HasField("summary")
+            await wait_until_idle(running)
+        return code
+
+    assert run(scenario()) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        pytest.param(RayActorError(), "UNAVAILABLE", id="replica-died"),
+        pytest.param(
+            BackPressureError(num_queued_requests=8, max_queued_requests=8),
+            "RESOURCE_EXHAUSTED",
+            id="back-pressure",
+        ),
+        pytest.param(
+            RuntimeError("engine says: he was not an ill disposed young man"),
+            "UNAVAILABLE",
+            id="engine-error",
+        ),
+    ],
+)
+def test_a_failed_turn_is_an_error_event_and_the_call_goes_on(
+    config, test_pki, codec, mono_recording, error, code
+):
+    recording = speech_then_silence(mono_recording, 3)
+    transcriber = Transcriber(codec, fail=lambda n: error if n == 1 else None)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (_running, calls):
+            return await stream_call(calls, recording, ["customer"], realtime=False)
+
+    result = run(scenario())
+    kinds = [e.WhichOneof("event") for e in result.events]
+    assert kinds == ["transcript", "error", "transcript", "summary"]
+    failure = result.events[1].error
+    assert failure.code == code and len(failure.error_id) == 16
+    assert "ill disposed" not in failure.message  # never the engine's text
+
+
+def test_transcribe_fails_with_the_turns_status(config, test_pki, codec, mono_recording):
+    transcriber = Transcriber(codec, fail=lambda n: RayActorError())
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (_running, calls):
+            return await _status_of(
+                calls.Transcribe(
+                    pb.TranscribeRequest(
+                        call_id="r",
+                        audio=audio_format(mono_recording, ["customer"]),
+                        data=mono_recording.data,
+                    )
+                )
+            )
+
+    code, details = run(scenario())
+    assert code == grpc.StatusCode.UNAVAILABLE and "error id" in details
+
+
+# -- dialogue: Converse and agent replies ---------------------------------------------
+
+
+def _converse(text="Where is my parcel?") -> pb.ConverseRequest:
+    return pb.ConverseRequest(
+        conversation_id="c-1",
+        turns=[pb.DialogueTurn(role=pb.SPEAKER_ROLE_CUSTOMER, text=text)],
+    )
+
+
+def test_converse_streams_the_reply(config, test_pki, codec):
+    dialogue = Dialogue(codec)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), dialogue) as (
+            _running,
+            calls,
+        ):
+            return [r async for r in calls.Converse(_converse())]
+
+    responses = run(scenario())
+    assert responses[-1].is_final and responses[-1].text == "Thanks for calling."
+    assert dialogue.prompts[0].turns == (("customer", "Where is my parcel?"),)
+
+
+@pytest.mark.parametrize(
+    ("dialogue_error", "code"),
+    [
+        pytest.param(None, grpc.StatusCode.FAILED_PRECONDITION, id="dialogue-off"),
+        pytest.param(
+            BackPressureError(num_queued_requests=8, max_queued_requests=8),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            id="back-pressure",
+        ),
+        pytest.param(RayActorError(), grpc.StatusCode.UNAVAILABLE, id="replica-died"),
+    ],
+)
+def test_converse_failures_get_their_status(config, test_pki, codec, dialogue_error, code):
+    dialogue = None if dialogue_error is None else Dialogue(codec, error=dialogue_error)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), dialogue) as (
+            _running,
+            calls,
+        ):
+            return await _status_of(_collect(calls.Converse(_converse())))
+
+    status, _ = run(scenario())
+    assert status == code
+
+
+def test_a_disabled_key_is_unavailable_in_converse_as_in_a_call(config, test_pki, codec):
+    """Sealing the prompt fails closed (the tenant's KEK is disabled in the KMS). It was
+    INTERNAL in Converse while a call said UNAVAILABLE; now one translation decides."""
+    codec.seal(b"creates this month's KEK", "acme", "c-0", "prompt")
+    key_provider(config.keys, config.state_path).disable(period_kek_id("acme"))
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), Dialogue(codec)) as (
+            _running,
+            calls,
+        ):
+            return await _status_of(_collect(calls.Converse(_converse())))
+
+    status, details = run(scenario())
+    assert status == grpc.StatusCode.UNAVAILABLE and "error id" in details
+
+
+async def _collect(call):
+    return [item async for item in call]
+
+
+def test_the_customer_barging_in_cuts_the_reply(config, test_pki, codec, mono_recording):
+    """Turn 1 starts a slow reply; the customer speaks again while it streams: the reply
+    ends marked interrupted and its request to the dialogue replica is closed."""
+    dialogue = Dialogue(codec, deltas=tuple(f" w{i}" for i in range(100)), pace=0.05)
+    first = _requests(speech_then_silence(mono_recording, 1), agent_replies=True)
+    second = _requests(speech_then_silence(mono_recording, 1))[1:]
+
+    async def scenario():
+        replying = asyncio.Event()
+
+        async def write():
+            for request in first[:-1]:
+                yield request
+            await replying.wait()
+            for request in second:
+                yield request
+
+        async with serving(config, test_pki, codec, Transcriber(codec), dialogue) as (
+            running,
+            calls,
+        ):
+            events = []
+            async for event in calls.StreamCall(write()):
+                events.append(event)
+                if event.HasField("agent_reply"):
+                    replying.set()
+            await wait_until_idle(running)
+        return events
+
+    events = run(scenario())
+    replies = [
+        e.agent_reply for e in events if e.HasField("agent_reply") and e.agent_reply.is_final
+    ]
+    assert replies[0].turn_index == 0 and replies[0].interrupted
+    assert 0 < len(replies[0].text.split()) < 100
+    assert dialogue.cut_short >= 1
+    assert [s.text for s in finals(events)] == ["turn 0", "turn 1"]
+    assert events[-1].HasField("summary")
+
+
+# -- failure paths that used to hang ------------------------------------------------------
+
+
+def test_an_unexpected_error_reading_audio_ends_the_call_internal(
+    config, test_pki, codec, mono_recording, monkeypatch
+):
+    """Once: the reader died, `events()` waited forever and the call kept its slot."""
+    feed = CallSession.feed
+    chunks = 0
+
+    def broken_feed(self, data):
+        nonlocal chunks
+        chunks += 1
+        if chunks == 50:
+            raise ValueError("a bug")
+        feed(self, data)
+
+    monkeypatch.setattr(CallSession, "feed", broken_feed)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec)) as (running, calls):
+            status = await _stream_status(calls, _requests(mono_recording))
+            await wait_until_idle(running)
+        return status
+
+    code, _ = run(scenario())
+    assert code == grpc.StatusCode.INTERNAL
+
+
+def test_an_unexpected_error_in_a_turn_ends_the_call_internal(
+    config, test_pki, codec, mono_recording, monkeypatch
+):
+    """Once: the drain task died, nothing ended the stream, the call kept its slot."""
+
+    def broken_segment(self, *args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(CallSession, "_segment", broken_segment)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec)) as (running, calls):
+            status = await _stream_status(calls, _requests(mono_recording))
+            await wait_until_idle(running)
+        return status
+
+    code, _ = run(scenario())
+    assert code == grpc.StatusCode.INTERNAL
+
+
+def test_a_client_hanging_up_cancels_its_turns_and_frees_the_slot(
+    config, test_pki, codec, mono_recording
+):
+    transcriber = Transcriber(codec, delay=lambda n: 30.0)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (running, calls):
+            call = calls.StreamCall(_aiter(_requests(speech_then_silence(mono_recording, 1))))
+            await call.initial_metadata()
+            await transcriber.arrived.wait()
+            call.cancel()
+            await wait_until_idle(running)
+
+    run(scenario())
+    assert transcriber.finished == []
+
+
+async def _aiter(items):
+    for item in items:
+        yield item
