@@ -194,7 +194,12 @@ def _up(config: ConfideConfig, args: argparse.Namespace) -> int:
 def _down(config: ConfideConfig, args: argparse.Namespace) -> int:
     from cluster import lifecycle
 
-    print("Confide is down." if lifecycle.down(config) else "No cluster recorded; nothing to stop.")
+    try:
+        stopped = lifecycle.down(config)
+    except lifecycle.ClusterUnreachable as error:
+        print(f"confide down: {error}", file=sys.stderr)
+        return 1
+    print("Confide is down." if stopped else "No cluster recorded; nothing to stop.")
     return 0
 
 

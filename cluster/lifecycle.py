@@ -195,23 +195,53 @@ def ray_client_environment(config: ConfideConfig) -> dict[str, str]:
     }
 
 
+class ClusterUnreachable(RuntimeError):
+    """`down` could not reach the recorded cluster, so it kept the record."""
+
+
 def down(config: ConfideConfig) -> bool:
-    """Delete the application and stop the Ray head if `up` started it."""
+    """Delete the application and stop the Ray head if `up` started it; False when no
+    cluster is recorded. The record is deleted only once the cluster is known to be
+    gone: a joined cluster that cannot be reached raises ClusterUnreachable."""
     state = ClusterState.load(config)
     if state is None:
         return False
     use_ray_token_auth(config)
     use_ray_tls(config, spans_nodes=True)
+    removed = _shutdown_serve(state.ray_address)
+    if state.started_ray:
+        # The head is this machine's own process: `ray stop` ends it either way.
+        stopped = subprocess.run([_ray_cli(), "stop"], check=False, stdout=subprocess.DEVNULL)
+        removed = stopped.returncode == 0
+    if not removed:
+        raise ClusterUnreachable(
+            f"could not reach the Ray cluster at {state.ray_address}; "
+            f"kept {ClusterState.path(config)}"
+        )
+    ClusterState.path(config).unlink(missing_ok=True)
+    return True
+
+
+def _shutdown_serve(address: str) -> bool:
+    """Remove Confide's Serve application; False if the cluster did not answer."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:  # ray.init would wait minutes for a GCS that is not there
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError):
+        return False
     import ray
     from ray import serve
 
-    with contextlib.suppress(Exception):
-        ray.init(address=state.ray_address, log_to_driver=False, logging_level="WARNING")
-        serve.shutdown()
-        ray.shutdown()
-    if state.started_ray:
-        subprocess.run([_ray_cli(), "stop"], check=False, stdout=subprocess.DEVNULL)
-    ClusterState.path(config).unlink(missing_ok=True)
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+    except Exception:  # Ray's connection errors have no common base class
+        return False
     return True
 
 

@@ -8,6 +8,7 @@ survive; bursts shorter than `min_speech_ms` are dropped, never transcribed.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,41 @@ class Turn:
         return (self.start_sample + len(self.audio)) / MODEL_RATE
 
 
+class _AudioBuffer:
+    """The channel's recent audio as a list of chunks, addressed by call offset.
+
+    Appending a 20 ms chunk costs O(1); audio is copied only when a turn is sliced out
+    (once per turn, and once per interim), never per chunk. (A growing numpy array
+    re-copied the whole open turn on every chunk: quadratic in the turn's length.)
+    """
+
+    def __init__(self) -> None:
+        self._chunks: deque[np.ndarray] = deque()
+        self.start = 0  # call offset of the first kept sample
+        self.end = 0  # call offset after the last sample
+
+    def append(self, audio: np.ndarray) -> None:
+        if len(audio):
+            self._chunks.append(audio)
+            self.end += len(audio)
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        """A copy of the samples [start, end) that are still kept."""
+        start, end = max(start, self.start), min(end, self.end)
+        pieces, offset = [], self.start
+        for chunk in self._chunks:
+            chunk_end = offset + len(chunk)
+            if chunk_end > start and offset < end:
+                pieces.append(chunk[max(start - offset, 0) : end - offset])
+            offset = chunk_end
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+    def drop_before(self, offset: int) -> None:
+        """Forget whole chunks that end at or before `offset`."""
+        while self._chunks and self.start + len(self._chunks[0]) <= offset:
+            self.start += len(self._chunks.popleft())
+
+
 class TurnSegmenter:
     def __init__(self, config: VadConfig) -> None:
         ms = MODEL_RATE // 1000
@@ -46,8 +82,7 @@ class TurnSegmenter:
         self._min_speech = config.min_speech_ms * ms
         self._max_turn = int(config.max_turn_seconds * MODEL_RATE)
         self._vad = VadStream()
-        self._buffer = np.zeros(0, dtype=np.float32)
-        self._buffer_start = 0  # call offset of _buffer[0]
+        self._buffer = _AudioBuffer()
         self._position = 0  # call offset of the next VAD window
         self._speech_start: int | None = None
         self._speech_end = 0
@@ -56,17 +91,13 @@ class TurnSegmenter:
         """Times speech began (barge-in detection watches it)."""
 
     @property
-    def in_speech(self) -> bool:
-        return self._speech_start is not None
-
-    @property
     def speech_samples(self) -> int:
         """Length of the current turn's speech so far (0 outside a turn)."""
         return 0 if self._speech_start is None else self._position - self._speech_start
 
     def feed(self, audio: np.ndarray) -> list[Turn]:
         """Add 16 kHz audio; return the turns it completed."""
-        self._buffer = np.concatenate([self._buffer, audio])
+        self._buffer.append(audio)
         turns = []
         for probability in self._vad.process(audio):
             window_start = self._position
@@ -81,8 +112,8 @@ class TurnSegmenter:
         """The current turn's audio so far, for interim results."""
         if self._speech_start is None:
             return None
-        start = max(self._speech_start - self._pad, self._buffer_start)
-        return Turn(self.turns_ended, start, self._slice(start, self._position))
+        start = max(self._speech_start - self._pad, self._buffer.start)
+        return Turn(self.turns_ended, start, self._buffer.slice(start, self._position))
 
     def flush(self) -> Turn | None:
         """End of call: close the open turn, if any."""
@@ -110,21 +141,15 @@ class TurnSegmenter:
         assert speech_start is not None
         if speech_end - speech_start < self._min_speech:
             return None
-        start = max(speech_start - self._pad, self._buffer_start)
-        end = min(speech_end + self._pad, self._buffer_start + len(self._buffer))
-        turn = Turn(self.turns_ended, start, self._slice(start, end))
+        start = max(speech_start - self._pad, self._buffer.start)
+        end = min(speech_end + self._pad, self._buffer.end)
+        turn = Turn(self.turns_ended, start, self._buffer.slice(start, end))
         self.turns_ended += 1
         return turn
-
-    def _slice(self, start: int, end: int) -> np.ndarray:
-        return self._buffer[start - self._buffer_start : end - self._buffer_start].copy()
 
     def _trim(self) -> None:
         """Keep only audio a turn may still need: the open turn, or the last pad."""
         keep_from = self._position - self._pad
         if self._speech_start is not None:
             keep_from = self._speech_start - self._pad
-        drop = max(0, keep_from - self._buffer_start)
-        if drop:
-            self._buffer = self._buffer[drop:]
-            self._buffer_start += drop
+        self._buffer.drop_before(keep_from)

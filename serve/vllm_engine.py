@@ -8,6 +8,7 @@ handed to the replica's runtime environment.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -88,10 +89,12 @@ class VllmEngine:
             output_kind=RequestOutputKind.DELTA,
         )
         request_id = f"{request.request_id}-{uuid.uuid4().hex[:8]}"
+        # Tokenizing to fit the context is CPU work: off the event loop.
+        prompt = await asyncio.to_thread(self.prompt, request)
         self._started += 1
         finished = False
         try:
-            async for output in self._engine.generate(self.prompt(request), params, request_id):
+            async for output in self._engine.generate(prompt, params, request_id):
                 delta = output.outputs[0].text
                 if delta:
                     yield delta

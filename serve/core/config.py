@@ -214,6 +214,12 @@ class DialogueConfig(_ReplicaScaling):
     max_queued_requests: Annotated[int, Field(ge=0)] = 8
     """Replies waiting for a replica; beyond, new replies get RESOURCE_EXHAUSTED."""
 
+    @model_validator(mode="after")
+    def _reply_fits_the_context(self) -> DialogueConfig:
+        if self.max_reply_tokens >= self.max_model_len:
+            raise ValueError("max_reply_tokens must be less than max_model_len (the prompt)")
+        return self
+
 
 class KeysConfig(_Strict):
     """Sealing of conversation payloads and the KMS that holds the key-encryption keys."""

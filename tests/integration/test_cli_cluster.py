@@ -3,7 +3,10 @@ head started by `ray start`, the gateway on a real port, the demo client over mT
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,15 +30,31 @@ def _confide(*args: str, env: dict, timeout: float = 300) -> subprocess.Complete
 
 
 def up_state(tmp_path) -> dict:
-    import json
-
     return json.loads((tmp_path / "state" / "cluster.json").read_text())
 
 
-def test_up_call_down(tmp_path):
-    import os
-    import socket
+def _wait_until_running(ray_env: dict[str, str]) -> None:
+    """Until Serve reports the application RUNNING again, as an operator would check
+    after `serve run --non-blocking` (in a subprocess: this process keeps no Ray
+    connection)."""
+    script = (
+        "import time, ray\n"
+        "from ray import serve\n"
+        "ray.init(log_to_driver=False, logging_level='WARNING')\n"
+        "for _ in range(240):\n"
+        "    app = serve.status().applications.get('confide')\n"
+        "    if app is not None and app.status == 'RUNNING':\n"
+        "        raise SystemExit(0)\n"
+        "    time.sleep(0.5)\n"
+        "raise SystemExit(1)\n"
+    )
+    waited = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=ray_env, timeout=300
+    )
+    assert waited.returncode == 0, waited.stderr[-2000:]
 
+
+def test_up_call_down(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -96,6 +115,7 @@ def test_up_call_down(tmp_path):
             timeout=300,
         )
         assert deployed.returncode == 0, deployed.stderr[-2000:]
+        _wait_until_running(ray_env)  # the rollout replaces the gateway replica
         again = _confide("call", str(EXAMPLES / "mono_linear16_16k.wav"), "--fast", env=env)
         assert again.returncode == 0 and "final" in again.stdout, again.stderr[-2000:]
 
@@ -108,3 +128,14 @@ def test_up_call_down(tmp_path):
     finally:
         down = _confide("down", env=env)
     assert down.returncode == 0 and "down" in down.stdout
+    assert not (tmp_path / "state" / "cluster.json").exists()
+
+    # A joined cluster that no longer answers: `down` says so and keeps the record.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    record = tmp_path / "state" / "cluster.json"
+    record.write_text(json.dumps({"ray_address": dead, "gateway_port": port, "started_ray": False}))
+    unreachable = _confide("down", env=env)
+    assert unreachable.returncode == 1 and "could not reach" in unreachable.stderr
+    assert "down" not in unreachable.stdout and record.exists()

@@ -4,7 +4,7 @@ Serve deployment, replies streamed into live calls over mTLS, barge-in, Converse
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 import signal
 
 import grpc
@@ -211,5 +211,9 @@ def test_engine_failure_is_a_clean_error_and_the_call_goes_on(
     assert all("dashwood" not in e.message.lower() for e in errors)
     assert len(result.finals) == 2, "transcription goes on without the dialogue engine"
     assert result.events[-1].WhichOneof("event") == "summary"
-    assert json.dumps([e.message for e in errors])  # messages are plain text, error ids set
-    assert all(e.error_id for e in errors)
+    fixed_messages = {
+        "the dialogue model failed",
+        "the dialogue model is at capacity; reply skipped",
+    }
+    assert {e.message for e in errors} <= fixed_messages  # never the engine's own text
+    assert all(re.fullmatch(r"[0-9a-f]{16}", e.error_id) for e in errors)

@@ -17,7 +17,9 @@ from serve.core.audio import (
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop  # CPython's own G.711 codec (3.11), an independent reference
+    # CPython's own G.711 codec, an independent reference: in the standard library up
+    # to 3.12, from the audioop-lts package (a dev dependency) on 3.13 and later.
+    import audioop
 
 ALL_PCM = np.arange(-32768, 32768, dtype=np.int16)
 

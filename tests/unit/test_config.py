@@ -38,6 +38,7 @@ def test_every_field_is_documented():
         {"transcriber": {"device": "cuda"}},
         {"transcriber": {"autoscaling": {"min_replicas": 3, "max_replicas": 1}}},
         {"gateway": {"tls": {"cert": "/x.pem"}}},
+        {"dialogue": {"max_model_len": 256, "max_reply_tokens": 256}},
         {"unknown_section": {}},
     ],
 )
