@@ -11,7 +11,8 @@ reader waiting.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -83,27 +84,28 @@ class OrderedEmitter(Generic[T]):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _drain(self) -> None:
+    @contextlib.contextmanager
+    def _failures_to_events(self) -> Iterator[None]:
+        """Hand a failure to `events`, which raises it; a cancellation is no failure."""
         try:
+            yield
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._out.put_nowait(_Failed(exc))
+
+    async def _drain(self) -> None:
+        with self._failures_to_events():
             while (task := await self._ordered.get()) is not None:
                 result = await task
                 if result is not None:
                     self._out.put_nowait(result)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._out.put_nowait(_Failed(exc))
-            return
-        self._out.put_nowait(_ORDERED_DONE)
+            self._out.put_nowait(_ORDERED_DONE)
 
     async def _forward(self, events: AsyncIterator[T]) -> None:
-        try:
+        with self._failures_to_events():
             async for event in events:
                 self._out.put_nowait(event)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._out.put_nowait(_Failed(exc))
 
     def _side_done(self, task: asyncio.Task) -> None:
         self._side.discard(task)

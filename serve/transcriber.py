@@ -49,8 +49,11 @@ class Transcriber:
         ) as span:
 
             async def decode(turn: TurnAudio) -> TurnTranscript:
-                self._failures_in_a_row += 1  # until this decode succeeds
-                result = await self._engine.transcribe(turn)
+                try:
+                    result = await self._engine.transcribe(turn)
+                except Exception:
+                    self._failures_in_a_row += 1  # the health check counts; the boundary translates
+                    raise
                 self._failures_in_a_row = 0
                 self._record(result, span)
                 return result

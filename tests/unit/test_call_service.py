@@ -245,6 +245,22 @@ async def _stream_status(calls, requests) -> tuple[grpc.StatusCode, list[pb.Stre
     return failure.value.code(), events
 
 
+def refused(config, test_pki, codec, requests, client="acme"):
+    """(status, events) of a StreamCall that the gateway ends with an error status; the
+    call's admission slot must come back whatever ended it."""
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), client=client) as (
+            running,
+            calls,
+        ):
+            status = await _stream_status(calls, requests)
+            await wait_until_idle(running)
+        return status
+
+    return run(scenario())
+
+
 def _requests(recording, **options) -> list[pb.StreamCallRequest]:
     return [request for _, request in call_requests(recording, ["customer"], **options)]
 
@@ -278,13 +294,7 @@ def _requests(recording, **options) -> list[pb.StreamCallRequest]:
 def test_refused_input_gets_its_status(
     config, test_pki, codec, mono_recording, make_requests, code
 ):
-    async def scenario():
-        async with serving(config, test_pki, codec, Transcriber(codec)) as (running, calls):
-            status = await _stream_status(calls, make_requests(mono_recording))
-            await wait_until_idle(running)
-        return status
-
-    status, _ = run(scenario())
+    status, _ = refused(config, test_pki, codec, make_requests(mono_recording))
     assert status == code
 
 
@@ -295,36 +305,18 @@ def test_input_refused_mid_call_still_delivers_what_was_accepted(
     requests = _requests(recording)[:-1]
     requests.append(pb.StreamCallRequest(audio=pb.AudioChunk(data=bytes(70_000))))
 
-    async def scenario():
-        async with serving(config, test_pki, codec, Transcriber(codec)) as (_running, calls):
-            return await _stream_status(calls, requests)
-
-    code, events = run(scenario())
+    code, events = refused(config, test_pki, codec, requests)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert [s.text for s in finals(events)] == ["turn 0", "turn 1"]
 
 
 def test_a_tenant_not_configured_is_permission_denied(config, test_pki, codec, mono_recording):
-    async def scenario():
-        async with serving(config, test_pki, codec, Transcriber(codec), client="initech") as (
-            _running,
-            calls,
-        ):
-            return await _stream_status(calls, _requests(mono_recording))
-
-    code, _ = run(scenario())
+    code, _ = refused(config, test_pki, codec, _requests(mono_recording), client="initech")
     assert code == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_a_certificate_naming_nobody_is_unauthenticated(config, test_pki, codec, mono_recording):
-    async def scenario():
-        async with serving(config, test_pki, codec, Transcriber(codec), client="nameless") as (
-            _running,
-            calls,
-        ):
-            return await _stream_status(calls, _requests(mono_recording))
-
-    code, _ = run(scenario())
+    code, _ = refused(config, test_pki, codec, _requests(mono_recording), client="nameless")
     assert code == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -537,13 +529,7 @@ def test_an_unexpected_error_reading_audio_ends_the_call_internal(
 
     monkeypatch.setattr(CallSession, "feed", broken_feed)
 
-    async def scenario():
-        async with serving(config, test_pki, codec, Transcriber(codec)) as (running, calls):
-            status = await _stream_status(calls, _requests(mono_recording))
-            await wait_until_idle(running)
-        return status
-
-    code, _ = run(scenario())
+    code, _ = refused(config, test_pki, codec, _requests(mono_recording))
     assert code == grpc.StatusCode.INTERNAL
 
 
@@ -557,13 +543,7 @@ def test_an_unexpected_error_in_a_turn_ends_the_call_internal(
 
     monkeypatch.setattr(CallSession, "_segment", broken_segment)
 
-    async def scenario():
-        async with serving(config, test_pki, codec, Transcriber(codec)) as (running, calls):
-            status = await _stream_status(calls, _requests(mono_recording))
-            await wait_until_idle(running)
-        return status
-
-    code, _ = run(scenario())
+    code, _ = refused(config, test_pki, codec, _requests(mono_recording))
     assert code == grpc.StatusCode.INTERNAL
 
 
