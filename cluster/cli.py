@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import uuid
 from pathlib import Path
 
 from serve.core.config import ConfideConfig, documented_defaults, load_config
@@ -60,6 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     rewrap.add_argument("--tenant", required=True)
     rewrap.add_argument("--call-id", required=True)
     rewrap.add_argument("--purpose", required=True)
+
+    records = commands.add_parser("records", help="stored call records (sealed transcripts)")
+    records_commands = records.add_subparsers(dest="records_command", required=True)
+    listing = records_commands.add_parser("list", help="calls recorded, without their text")
+    listing.add_argument("--tenant")
+    listing.add_argument("--since", help="YYYY-MM-DD (UTC)")
+    for action, text in (
+        ("show", "print a call's transcript and replies (opened through the KMS)"),
+        ("hold", "put a call on legal hold: retention never purges it"),
+        ("release", "lift a call's legal hold"),
+    ):
+        command = records_commands.add_parser(action, help=text)
+        command.add_argument("call_id")
+        command.add_argument("--tenant", required=True)
+    purge = records_commands.add_parser("purge", help="apply retention now (the cluster also does)")
+    purge.add_argument("--dry-run", action="store_true", help="show what would go, and why")
 
     models = commands.add_parser("models", help="the private dialogue model")
     models_commands = models.add_subparsers(dest="models_command", required=True)
@@ -121,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "certs": _certs,
         "models": _models,
         "keys": _keys,
+        "records": _records,
         "config": _config,
         "telemetry": _telemetry,
         "serve-config": _serve_config,
@@ -154,6 +172,87 @@ def _keys(config: ConfideConfig, args: argparse.Namespace) -> int:
         getattr(provider, args.keys_command)(kek_id)
         print(f"{kek_id}: {args.keys_command}d")
     return 0
+
+
+def _records(config: ConfideConfig, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from serve.records import RecordsError, open_reader
+
+    try:
+        if args.records_command == "purge":
+            from serve.records.purge_loop import build_purger
+
+            purger = build_purger(config)
+            if args.dry_run:
+                print("\n".join(purger.plan().describe()))
+                return 0
+            report = purger.run()
+            if not report.ran:
+                print("another purge is running; try again later", file=sys.stderr)
+                return 1
+            print(
+                f"deleted the text of {report.expired} calls, shredded {report.shredded} "
+                f"tenant-months ({report.unreadable} rows did not open)"
+            )
+            return 0
+        reader = open_reader(config)
+        if args.records_command == "list":
+            since = None
+            if args.since:
+                since = dt.datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+            rows = reader.calls(args.tenant, since.timestamp() if since else None)
+            for row, call_id in rows:
+                _print_call_row(row, call_id)
+            print(f"{len(rows)} calls")
+        elif args.records_command == "show":
+            _print_transcript(reader.transcript(args.tenant, args.call_id))
+        else:
+            reader.set_hold(args.tenant, args.call_id, args.records_command == "hold")
+            state = "on legal hold" if args.records_command == "hold" else "released"
+            print(f"call {args.call_id} of {args.tenant}: {state}")
+    except (RecordsError, KeyError) as error:
+        print(f"confide records: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _when(seconds: float | None) -> str:
+    import datetime as dt
+
+    if seconds is None:
+        return "-"
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_call_row(row, call_id: str | None) -> None:
+    flags = []
+    if row.legal_hold:
+        flags.append("legal hold")
+    if row.text_purged_at is not None:
+        flags.append(f"text purged {_when(row.text_purged_at)}")
+    print(
+        f"{row.tenant:12} {call_id or row.call_key:34} {_when(row.started_at)}  "
+        f"{row.audio_seconds:7.1f} s  {row.turns:3} turns  {row.status or 'in progress':10} "
+        + ", ".join(flags)
+    )
+
+
+def _print_transcript(transcript) -> None:
+    row, details = transcript.row, transcript.details
+    print(
+        f"call {details.get('call_id', row.call_key)} (tenant {row.tenant}), "
+        f"{_when(row.started_at)} to {_when(row.ended_at)} UTC, status {row.status or '-'}"
+    )
+    replies = {reply["turn_index"]: reply for reply in transcript.replies}
+    for segment in transcript.segments:
+        print(f"  {segment['start_seconds']:7.2f}s {segment['role']:9} {segment['text']}")
+        reply = replies.get(segment["turn_index"]) if segment["role"] == "customer" else None
+        if reply is not None:
+            cut = " (interrupted)" if reply["interrupted"] else ""
+            print(f"  {'':7}  AI agent  {reply['text']}{cut}")
+    if transcript.unreadable:
+        print(f"  ({transcript.unreadable} records did not open)")
 
 
 def _models(config: ConfideConfig, args: argparse.Namespace) -> int:
@@ -238,9 +337,12 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
         print("Starting an embedded Ray cluster and deploying Confide ...", flush=True)
         with lifecycle.embedded(config) as port:
             print(f"Gateway (mTLS gRPC) on 127.0.0.1:{port}. Streaming {args.file.name} ...\n")
-            status = asyncio.run(_stream_and_print(config, args, f"localhost:{port}"))
+            call_id = f"demo-{uuid.uuid4().hex[:8]}"
+            status = asyncio.run(_stream_and_print(config, args, f"localhost:{port}", call_id))
             if receiver is not None:
                 _print_call_trace(receiver)
+            if status == 0 and config.records.enabled:
+                _print_stored_call(config, args.tenant or config.tenants[0].name, call_id)
             print("\nStopping the cluster.")
     return status
 
@@ -265,7 +367,20 @@ def _print_call_trace(receiver) -> None:
         print(line)
 
 
-async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, target: str) -> int:
+def _print_stored_call(config: ConfideConfig, tenant: str, call_id: str) -> None:
+    """What the record store kept of the call, read back as `confide records show`."""
+    from serve.records import RecordsError, open_reader
+
+    print(f"\nThe stored record (confide records show {call_id} --tenant {tenant}):")
+    try:
+        _print_transcript(open_reader(config).transcript(tenant, call_id))
+    except RecordsError as error:
+        print(f"  not stored: {error}", file=sys.stderr)
+
+
+async def _stream_and_print(
+    config: ConfideConfig, args: argparse.Namespace, target: str, call_id: str | None = None
+) -> int:
     import grpc
 
     from cluster.client import aio_channel, stream_call, transcode
@@ -309,7 +424,7 @@ async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, tar
             s = event.summary
             print(
                 f"\nsummary: {s.audio_seconds:.1f} s of audio, {s.turns} turns, "
-                f"{s.final_segments} final segments"
+                f"{s.final_segments} final segments" + (", recorded (sealed)" if s.recorded else "")
             )
 
     async with aio_channel(target, tls) as channel:
@@ -318,6 +433,7 @@ async def _stream_and_print(config: ConfideConfig, args: argparse.Namespace, tar
                 call_pb2_grpc.CallServiceStub(channel),
                 recording,
                 roles,
+                call_id=call_id,
                 interim_results=not args.no_interim,
                 realtime=not args.fast,
                 on_event=show,

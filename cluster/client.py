@@ -66,6 +66,7 @@ def call_requests(
     interim_results: bool = False,
     chunk_ms: int = 20,
     agent_replies: bool = False,
+    record: bool | None = None,
 ) -> Iterator[tuple[float, pb.StreamCallRequest]]:
     """(call time at which the request is ready, request): config, chunks, end.
 
@@ -76,6 +77,7 @@ def call_requests(
         audio=audio_format(recording, roles),
         interim_results=interim_results,
         agent_replies=agent_replies,
+        record=record,
     )
     yield 0.0, pb.StreamCallRequest(config=config)
     step = recording.frame_bytes * recording.sample_rate * chunk_ms // 1000
@@ -122,13 +124,14 @@ async def stream_call(
     on_event: Callable[[pb.StreamCallResponse, float], None] | None = None,
     chunk_ms: int = 20,
     agent_replies: bool = False,
+    record: bool | None = None,
 ) -> CallResult:
     """Stream a recording (paced in real time unless told otherwise); collect events.
 
     on_event gets each event and the seconds of call audio sent when it arrived.
     """
     requests = list(
-        call_requests(recording, roles, call_id, interim_results, chunk_ms, agent_replies)
+        call_requests(recording, roles, call_id, interim_results, chunk_ms, agent_replies, record)
     )
     result = CallResult(call_id=requests[0][1].config.call_id)
     started = time.monotonic()

@@ -2,7 +2,7 @@
 calls over mutual TLS, and a table of what it sustained.
 
     python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim]
-                              [--agent] [--compare sealing|tracing]
+                              [--agent] [--compare sealing|tracing|records]
 
 Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
 factor (decode seconds per audio second), calls completed and refused, CPU (percent of
@@ -40,7 +40,7 @@ from serve.core.wavfile import read_wav
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RECORDING = HERE.parent / "examples" / "two_channel_mulaw_8k.wav"
-REPLICA_KINDS = ("Gateway", "Transcriber", "Dialogue")
+REPLICA_KINDS = ("Gateway", "Transcriber", "Dialogue", "Recorder")
 NAN = float("nan")
 
 
@@ -57,6 +57,10 @@ COMPARISONS = {
         Variant("unsealed", {"keys": {"sealing": False}}),
     ),
     "tracing": (Variant("traced", {}), Variant("untraced", {"telemetry": {"traces": "off"}})),
+    "records": (
+        Variant("recorded", {"records": {"enabled": True}}),
+        Variant("unrecorded", {"records": {"enabled": False}}),
+    ),
 }
 
 
@@ -87,6 +91,10 @@ class Row:
     stream_tokens_per_s: float = NAN
     dialogue_cpu_pct: float = NAN
     dialogue_rss_mb: float = NAN
+    # With call records on (NaN otherwise): the store's growth per minute of call audio
+    # and the recorder's CPU per concurrent call.
+    record_bytes_per_call_minute: float = NAN
+    recorder_cpu_pct_per_call: float = NAN
 
 
 class ReplicaMonitor:
@@ -168,11 +176,24 @@ def _locust_row(stats_csv: Path, name: str) -> dict[str, str]:
     return {}
 
 
+def _store_bytes(state: Path) -> int:
+    """The SQLite record store's size with its write-ahead log."""
+    return sum(p.stat().st_size for p in (state / "records").glob("records.db*"))
+
+
 def run_level(
-    calls: int, target: str, tls_dir: Path, recording: Path, args, out: Path, variant: str
+    calls: int,
+    target: str,
+    tls_dir: Path,
+    recording: Path,
+    args,
+    out: Path,
+    variant: str,
+    state: Path,
 ) -> Row:
     prefix = out / f"locust_{variant}_{calls}"
     before = transcriber_totals()
+    store_before = _store_bytes(state)
     command = [
         sys.executable,
         "-m",
@@ -239,6 +260,15 @@ def run_level(
             "dialogue_cpu_pct": round(monitor.cpu_pct["Dialogue"], 1),
             "dialogue_rss_mb": round(monitor.rss_mb["Dialogue"], 1),
         }
+    records: dict = {}
+    call_minutes = completed * read_wav(recording).seconds / 60
+    if monitor.cpu_pct.get("Recorder", 0) and call_minutes:
+        records = {
+            "record_bytes_per_call_minute": round(
+                (_store_bytes(state) - store_before) / call_minutes
+            ),
+            "recorder_cpu_pct_per_call": round(monitor.cpu_pct["Recorder"] / calls, 2),
+        }
     return Row(
         variant=variant,
         calls=calls,
@@ -257,6 +287,7 @@ def run_level(
         load_generator_cpu_pct=round(100 * load_cpu / monitor.elapsed, 1),
         machine_cpu_pct=round(monitor.machine_cpu_pct, 1),
         **agent,
+        **records,
     )
 
 
@@ -338,7 +369,9 @@ def _run_levels(base: ConfideConfig, overrides: dict, variant: str, args, out: P
             shutil.copy(pki.client_key(tenant), tls_dir / "client.key")
             for calls in (int(n) for n in args.calls.split(",")):
                 target = f"localhost:{port}"
-                row = run_level(calls, target, tls_dir, args.recording, args, out, variant)
+                row = run_level(
+                    calls, target, tls_dir, args.recording, args, out, variant, Path(state)
+                )
                 rows.append(row)
                 print_table([row], flush=True)
         return rows
@@ -411,7 +444,8 @@ def main() -> int:
     parser.add_argument(
         "--compare",
         choices=sorted(COMPARISONS),
-        help="run every level with payload sealing (or tracing) on and off; report the ratio",
+        help="run every level with payload sealing, tracing or call records on and off; "
+        "report the ratio",
     )
     parser.add_argument(
         "--baseline-first",

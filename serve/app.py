@@ -13,6 +13,7 @@ from ray.serve import Application
 
 from serve import dialogue, gateway, transcriber
 from serve.core.config import ConfideConfig, TlsFiles, TranscriberConfig
+from serve.records import purge_loop, recorder
 from serve.whisper_engine import TranscriptionEngine, WhisperEngine
 
 APP_NAME = "confide"
@@ -39,8 +40,14 @@ def build_app(
                 f"no dialogue model at {model_dir}: run `confide models prepare`"
             )
         llm = dialogue.Dialogue.options(**dialogue.serve_options(config)).bind(config)
+    records = None
+    if config.records.enabled:
+        records = gateway.RecordDeployments(
+            recorder.Recorder.options(**recorder.serve_options(config)).bind(config),
+            purge_loop.PurgeLoop.options(**purge_loop.serve_options(config)).bind(config),
+        )
     return gateway.Gateway.options(**gateway.serve_options(config.gateway)).bind(
-        whisper, config, tls, llm
+        whisper, config, tls, llm, records
     )
 
 
@@ -52,4 +59,7 @@ def deployment_options(config: ConfideConfig) -> list[dict[str, Any]]:
     ]
     if config.dialogue.enabled:
         deployments.append({"name": "Dialogue", **dialogue.serve_options(config)})
+    if config.records.enabled:
+        deployments.append({"name": "Recorder", **recorder.serve_options(config)})
+        deployments.append({"name": "PurgeLoop", **purge_loop.serve_options(config)})
     return deployments

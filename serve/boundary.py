@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ from serve.messages import (
     TurnRequest,
     TurnTranscript,
 )
+from serve.records.codec import RecordCodec
+from serve.records.model import Entry, PlainWrite, RecordWrite
 from serve.sealed import PayloadCodec
 from serve.telemetry import current_trace_context
 
@@ -43,6 +46,8 @@ TranscriberRemote = Callable[[TurnRequest], Awaitable[Sealed]]
 """Sends a sealed turn to a transcriber replica (a DeploymentHandle method in Serve)."""
 DialogueRemote = Callable[[ReplyRequest], AsyncIterator[Sealed]]
 """Streams sealed reply deltas from a dialogue replica; closing it cancels the request."""
+RecorderRemote = Callable[[RecordWrite], Awaitable[object]]
+"""Hands a sealed record write to the recorder deployment."""
 Decode = Callable[[TurnAudio], Awaitable[TurnTranscript]]
 Generate = Callable[[DialogueRequest], AsyncIterator[str]]
 
@@ -50,6 +55,7 @@ Generate = Callable[[DialogueRequest], AsyncIterator[str]]
 class Stage(Enum):
     TRANSCRIPTION = "transcription"
     DIALOGUE = "dialogue"
+    RECORDS = "records"
 
 
 # Checked in order: the first class an exception is an instance of decides.
@@ -64,6 +70,8 @@ _MESSAGES: dict[tuple[Stage, type[ConfideError]], str] = {
     (Stage.TRANSCRIPTION, EngineUnavailable): "the transcriber failed",
     (Stage.DIALOGUE, ResourceExhausted): "the dialogue model is at capacity; reply skipped",
     (Stage.DIALOGUE, EngineUnavailable): "the dialogue model failed",
+    (Stage.RECORDS, ResourceExhausted): "the recorder is at capacity; the record was not stored",
+    (Stage.RECORDS, EngineUnavailable): "the record could not be stored",
 }
 
 
@@ -95,15 +103,25 @@ class PayloadBoundary:
         metrics: GatewayMetrics | None = None,
         transcriber: TranscriberRemote | None = None,
         dialogue: DialogueRemote | None = None,
+        recorder: RecorderRemote | None = None,
+        records: RecordCodec | None = None,
     ) -> None:
         self._codec = codec
         self._metrics = metrics
         self._transcriber = transcriber
         self._dialogue = dialogue
+        self._recorder = recorder
+        self._records = records
+        if (recorder is None) != (records is None):
+            raise ValueError("recording needs both the recorder and the record codec")
 
     @property
     def dialogue_enabled(self) -> bool:
         return self._dialogue is not None
+
+    @property
+    def records_enabled(self) -> bool:
+        return self._recorder is not None
 
     @contextlib.contextmanager
     def _in_flight(self, stage: Stage) -> Iterator[None]:
@@ -139,6 +157,14 @@ class PayloadBoundary:
                 async for payload in deltas:
                     yield await asyncio.to_thread(self._codec.open_reply, payload)
 
+    async def record(self, write: PlainWrite) -> None:
+        """Seal a record write here and hand it to the recorder; raises only
+        ConfideError (the recorder's spool is full, or the recorder failed)."""
+        assert self._recorder is not None and self._records is not None
+        with self._in_flight(Stage.RECORDS), _translated(Stage.RECORDS):
+            sealed = await asyncio.to_thread(_seal_write, self._records, write)
+            await self._recorder(sealed)
+
     # -- a replica's side -----------------------------------------------------------
 
     async def serve_turn(self, request: TurnRequest, decode: Decode) -> Sealed:
@@ -159,3 +185,20 @@ class PayloadBoundary:
                     yield await asyncio.to_thread(
                         self._codec.seal_reply, delta, prompt.tenant, prompt.call_id
                     )
+
+
+def _seal_write(codec: RecordCodec, write: PlainWrite) -> RecordWrite:
+    row = write.row
+    entries = tuple(
+        Entry(
+            row.tenant,
+            row.call_key,
+            entry.kind,
+            entry.channel,
+            entry.turn,
+            codec.seal(row.tenant, row.call_key, row.started_at, entry.content),
+        )
+        for entry in write.entries
+    )
+    details = codec.seal(row.tenant, row.call_key, row.started_at, write.details)
+    return RecordWrite(entries, dataclasses.replace(row, details=details))

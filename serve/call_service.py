@@ -20,15 +20,17 @@ from opentelemetry import trace
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
 from serve.boundary import PayloadBoundary
-from serve.call_session import CallSession
+from serve.call_session import CallSession, Record
 from serve.call_setup import CallSetup, parse_setup
 from serve.core.allowlist import Plain, confide_logger
 from serve.core.config import ConfideConfig
 from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
 from serve.messages import DialogueRequest
+from serve.records.recording import CallRecording
 from serve.telemetry import GatewayTelemetry
 from serve.tenancy import authorize
-from serve.wire import SPEAKER_ROLES
+from serve.whisper_engine import model_name
+from serve.wire import SPEAKER_ROLES, role_name
 
 MAX_CONVERSE_TURNS = 64
 MAX_TURN_CHARACTERS = 4000
@@ -156,15 +158,16 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 session = self._open(first, tenant, rpc)
                 await context.send_initial_metadata(())
                 reader = asyncio.create_task(self._read(session, request_iterator))
-                try:
-                    async with contextlib.aclosing(session.events()) as events:
-                        async for event in events:
-                            yield event
-                    await reader  # raises what broke the reader, after the backlog
-                finally:
-                    reader.cancel()
-                if session.rejected is not None:
-                    raise session.rejected
+                async with _recording_end(session):
+                    try:
+                        async with contextlib.aclosing(session.events()) as events:
+                            async for event in events:
+                                yield event
+                        await reader  # raises what broke the reader, after the backlog
+                    finally:
+                        reader.cancel()
+                    if session.rejected is not None:
+                        raise session.rejected
                 summary = session.summary()
                 _record_summary(rpc.span, summary.summary)
                 yield summary
@@ -185,7 +188,29 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             self._boundary.reply if self._boundary.dialogue_enabled else None,
             self._config.system_prompt(tenant),
             tenant,
+            self._recording(tenant, setup, config.record if config.HasField("record") else None),
         )
+
+    def _recording(
+        self, tenant: str, setup: CallSetup, asked: bool | None, rpc_method: str = "StreamCall"
+    ) -> tuple[CallRecording, Record] | None:
+        """The call's record, when the tenant records calls, the client did not turn it
+        off, and sealing is on (records are only ever stored sealed)."""
+        wanted = asked is not False and self._config.tenant(tenant).records.enabled
+        if not (wanted and self._boundary.records_enabled and self._config.keys.sealing):
+            return None
+        details = {
+            "call_id": setup.call_id,
+            "rpc": rpc_method,
+            "roles": [role_name(role) for role in setup.roles],
+            "language": setup.language,
+            "encoding": setup.encoding.value,
+            "sample_rate_hz": setup.sample_rate,
+            "transcriber_model": model_name(self._config.transcriber),
+            "dialogue_model": self._config.dialogue_model_dir.name if setup.agent_replies else None,
+        }
+        call_key = self._telemetry.hasher(setup.call_id)
+        return CallRecording(tenant, call_key, details), self._boundary.record
 
     @staticmethod
     async def _read(
@@ -219,15 +244,24 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     )
                 setup = parse_setup(request.call_id, request.audio, interim_results=False)
                 _record_setup(rpc, setup)
+                asked = request.record if request.HasField("record") else None
                 session = CallSession(
-                    setup, self._config, self._boundary.transcribe, self._telemetry, tenant=tenant
+                    setup,
+                    self._config,
+                    self._boundary.transcribe,
+                    self._telemetry,
+                    tenant=tenant,
+                    recording=self._recording(tenant, setup, asked, "Transcribe"),
                 )
                 step = self._config.gateway.max_chunk_bytes
                 for start in range(0, len(request.data), step):
                     session.feed(request.data[start : start + step])
                 session.finish()
                 segments = []
-                async with contextlib.aclosing(session.results()) as results:
+                async with (
+                    _recording_end(session),
+                    contextlib.aclosing(session.results()) as results,
+                ):
                     async for event in results:
                         if isinstance(event, ConfideError):
                             raise event
@@ -267,6 +301,25 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 yield pb.ConverseResponse(
                     conversation_id=request.conversation_id, is_final=True, text=text.strip()
                 )
+
+
+@contextlib.asynccontextmanager
+async def _recording_end(session: CallSession):
+    """Store the call's end with the status it ends with (a hang-up is CANCELLED)."""
+    status = "INTERNAL"
+    try:
+        yield
+        status = "OK"
+    except ConfideError as error:
+        status = error.code.name
+        raise
+    except asyncio.CancelledError:
+        status = "CANCELLED"
+        raise
+    finally:
+        failure = await asyncio.shield(session.record_end(status))
+        if failure is not None:
+            logger.warning("call end not recorded: %s", Plain(failure.code.name))
 
 
 def _record_setup(rpc: _Rpc, setup: CallSetup) -> None:

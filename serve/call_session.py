@@ -25,6 +25,8 @@ from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument
 from serve.emitter import OrderedEmitter
 from serve.messages import TurnAudio, TurnTranscript
 from serve.pipeline import CallAudio, ChannelPipeline, FinalTurn
+from serve.records.model import PlainWrite
+from serve.records.recording import CallRecording
 from serve.telemetry import GatewayTelemetry
 from serve.turns import Turn
 
@@ -32,6 +34,8 @@ logger = confide_logger("confide.gateway")
 
 Transcribe = Callable[[TurnAudio], Awaitable[TurnTranscript]]
 """A turn's transcript; raises only ConfideError (see serve/boundary.py)."""
+Record = Callable[[PlainWrite], Awaitable[None]]
+"""Seals and stores a record write; raises only ConfideError (see serve/boundary.py)."""
 
 
 def error_event(call_id: str, error: ConfideError) -> pb.StreamCallResponse:
@@ -56,6 +60,7 @@ class CallSession:
         reply_stream: ReplyStream | None = None,
         system_prompt: str = "",
         tenant: str = "",
+        recording: tuple[CallRecording, Record] | None = None,
     ) -> None:
         self.setup = setup
         self._tenant = tenant
@@ -77,6 +82,9 @@ class CallSession:
                 reply_stream,
                 telemetry.tracer,
             )
+        self._recording = recording
+        """The call's record and how to store it; None when the call is not recorded.
+        A final leaves only once its record is stored (or spooled by the recorder)."""
         self.final_segments = 0
         self.turns = 0
         self.rejected: ConfideError | None = None
@@ -115,12 +123,40 @@ class CallSession:
 
     # -- output --------------------------------------------------------------
 
+    @property
+    def recorded(self) -> bool:
+        return self._recording is not None
+
     async def results(self) -> AsyncIterator[Event]:
         """Every event of the call; failures of single turns or replies as ConfideError."""
         async for event in self._emitter.events():
+            if _final_reply(event) and self._recording is not None:
+                failure = await self._record(self._recording[0].reply(event.agent_reply))
+                yield event
+                if failure is not None:
+                    yield failure
+                continue
             yield event
             if isinstance(event, pb.StreamCallResponse) and event.HasField("transcript"):
                 self._heard(event.transcript)
+
+    async def record_end(self, status: str) -> ConfideError | None:
+        """Store the call's final row (its end, counts and status)."""
+        if self._recording is None:
+            return None
+        recording = self._recording[0]
+        recording.counts.turns = self.turns
+        recording.counts.final_segments = self.final_segments
+        recording.counts.audio_seconds = self._audio.seconds_decoded
+        return await self._record(recording.ended(status))
+
+    async def _record(self, write: PlainWrite) -> ConfideError | None:
+        assert self._recording is not None
+        try:
+            await self._recording[1](write)
+        except ConfideError as error:
+            return error
+        return None
 
     async def events(self) -> AsyncIterator[pb.StreamCallResponse]:
         """The call's events as the client receives them: failures become error events."""
@@ -137,6 +173,7 @@ class CallSession:
                 audio_seconds=round(self._audio.seconds_decoded, 3),
                 final_segments=self.final_segments,
                 turns=self.turns,
+                recorded=self.recorded,
             ),
         )
 
@@ -207,28 +244,34 @@ class CallSession:
             )
             return result
 
-    async def _final(self, channel: ChannelPipeline, turn: Turn, ended_at: float) -> Event | None:
+    async def _final(
+        self, channel: ChannelPipeline, turn: Turn, ended_at: float
+    ) -> tuple[Event, ...]:
         try:
             result = await self._transcribe_traced(channel, turn, word_timestamps=True)
         except ConfideError as error:
-            return error
-        self._telemetry.metrics.final_latency(self._tenant, time.perf_counter() - ended_at)
+            return (error,)
         if not result.text:
-            return None
+            return ()
         self.final_segments += 1
-        return self._segment(channel, turn, result, is_final=True, stability=1.0)
+        segment = self._segment(channel, turn, result, is_final=True, stability=1.0)
+        failure = None
+        if self._recording is not None:
+            failure = await self._record(self._recording[0].segment(segment.transcript))
+        self._telemetry.metrics.final_latency(self._tenant, time.perf_counter() - ended_at)
+        return (segment,) if failure is None else (segment, failure)
 
-    async def _interim(self, channel: ChannelPipeline, turn: Turn) -> Event | None:
+    async def _interim(self, channel: ChannelPipeline, turn: Turn) -> tuple[Event, ...]:
         try:
             result = await self._transcribe_traced(channel, turn, word_timestamps=False)
         except ConfideError:
-            return None  # an interim is an optimisation; the final reports failures
+            return ()  # an interim is an optimisation; the final reports failures
         finally:
             channel.interim_done()
         if not result.text or not channel.is_growing(turn):
-            return None  # silence, or the turn already ended and its final is queued
+            return ()  # silence, or the turn already ended and its final is queued
         stability = channel.stability(result.text)
-        return self._segment(channel, turn, result, is_final=False, stability=stability)
+        return (self._segment(channel, turn, result, is_final=False, stability=stability),)
 
     def _segment(
         self,
@@ -261,3 +304,11 @@ class CallSession:
                 turn_index=turn.index,
             ),
         )
+
+
+def _final_reply(event: Event) -> bool:
+    return (
+        isinstance(event, pb.StreamCallResponse)
+        and event.HasField("agent_reply")
+        and event.agent_reply.is_final
+    )

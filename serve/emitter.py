@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -30,14 +30,14 @@ _SIDE_DONE = object()
 
 class OrderedEmitter(Generic[T]):
     def __init__(self) -> None:
-        self._ordered: asyncio.Queue[asyncio.Task[T | None] | None] = asyncio.Queue()
+        self._ordered: asyncio.Queue[asyncio.Task[Sequence[T]] | None] = asyncio.Queue()
         self._out: asyncio.Queue[object] = asyncio.Queue()
         self._tasks: set[asyncio.Task] = set()
         self._side: set[asyncio.Task] = set()
         self._closed = False
 
-    def submit(self, work: Awaitable[T | None]) -> None:
-        """Emit work's result (unless None) after everything submitted before it."""
+    def submit(self, work: Awaitable[Sequence[T]]) -> None:
+        """Emit work's events (possibly none) after everything submitted before it."""
         if self._closed:
             raise RuntimeError("the emitter was closed")
         self._ordered.put_nowait(self._own(asyncio.ensure_future(work)))
@@ -97,9 +97,8 @@ class OrderedEmitter(Generic[T]):
     async def _drain(self) -> None:
         with self._failures_to_events():
             while (task := await self._ordered.get()) is not None:
-                result = await task
-                if result is not None:
-                    self._out.put_nowait(result)
+                for event in await task:
+                    self._out.put_nowait(event)
             self._out.put_nowait(_ORDERED_DONE)
 
     async def _forward(self, events: AsyncIterator[T]) -> None:

@@ -11,17 +11,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from serve.boundary import PayloadBoundary
 from serve.core.config import ConfideConfig, GatewayConfig, TlsFiles
+from serve.core.keys import key_provider
+from serve.core.sealing import Sealer
 from serve.messages import ReplyRequest, Sealed, TurnRequest
 from serve.metrics import sealing_failure_counter
+from serve.records.codec import RecordCodec
+from serve.records.model import RecordWrite
 from serve.sealed import PayloadCodec
 from serve.server import RunningServer, start_server
 from serve.telemetry import GatewayTelemetry, configure_process
+
+
+@dataclass(frozen=True)
+class RecordDeployments:
+    """The recorder the gateway writes to, and the purge loop (bound here so Serve
+    deploys it with the application)."""
+
+    recorder: DeploymentHandle
+    purge_loop: DeploymentHandle
 
 
 @serve.deployment
@@ -32,17 +46,25 @@ class Gateway:
         config: ConfideConfig,
         tls: TlsFiles,
         dialogue: DeploymentHandle | None = None,
+        records: RecordDeployments | None = None,
     ) -> None:
         self._transcriber = transcriber
         self._dialogue = dialogue
+        self._records = records
         self._config = config
         self._tracing = configure_process(config, "confide-gateway")
         self._telemetry = GatewayTelemetry.of(self._tracing)
+        provider = key_provider(config.keys, config.state_path)
+        codec = PayloadCodec(
+            Sealer(provider) if config.keys.sealing else None, sealing_failure_counter()
+        )
         boundary = PayloadBoundary(
-            PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter()),
+            codec,
             self._telemetry.metrics,
             transcriber=self._transcribe,
             dialogue=self._reply if dialogue is not None else None,
+            recorder=self._record if records is not None else None,
+            records=RecordCodec(Sealer(provider)) if records is not None else None,
         )
         self._running: RunningServer = await start_server(
             config, tls, boundary, self._telemetry, self._tracing.provider
@@ -50,6 +72,10 @@ class Gateway:
 
     async def _transcribe(self, request: TurnRequest) -> Sealed:
         return await self._transcriber.transcribe.remote(request)
+
+    async def _record(self, write: RecordWrite) -> None:
+        assert self._records is not None
+        await self._records.recorder.write.remote(write)
 
     async def _reply(self, request: ReplyRequest) -> AsyncIterator[Sealed]:
         assert self._dialogue is not None

@@ -50,7 +50,7 @@ class GatewayMetrics:
             description="Requests this gateway has in flight to a model deployment.",
             tag_keys=("stage",),
         )
-        self._in_flight = {"transcription": 0, "dialogue": 0}
+        self._in_flight = {"transcription": 0, "dialogue": 0, "records": 0}
 
     def _tags(self, **labels: str) -> dict[str, str]:
         return metric_labels(labels, self._hasher)

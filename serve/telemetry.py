@@ -184,14 +184,17 @@ class GatewayTelemetry:
 
     tracer: trace.Tracer
     metrics: GatewayMetrics
+    hasher: IdentifierHasher
+    """Call ids as keyed HMACs: in spans, metric labels and call records alike."""
 
     @classmethod
     def of(cls, tracing: Tracing) -> GatewayTelemetry:
         from serve.metrics import GatewayMetrics  # imports Ray
 
-        return cls(tracing.tracer, GatewayMetrics(tracing.hasher))
+        return cls(tracing.tracer, GatewayMetrics(tracing.hasher), tracing.hasher)
 
     @classmethod
-    def disabled(cls) -> GatewayTelemetry:
+    def disabled(cls, hasher: IdentifierHasher | None = None) -> GatewayTelemetry:
         """No spans; metrics go nowhere outside a Ray worker (in-process servers)."""
-        return cls.of(Tracing(trace.NoOpTracer(), IdentifierHasher(os.urandom(32))))
+        hasher = hasher or IdentifierHasher(os.urandom(32))
+        return cls.of(Tracing(trace.NoOpTracer(), hasher))

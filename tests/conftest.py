@@ -96,3 +96,18 @@ def test_pki(tmp_path_factory) -> TestPki:
             for name, credential in clients.items()
         },
     )
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session; each test makes its own database."""
+    import shutil
+
+    from tests.postgres import start_server
+
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)

@@ -107,6 +107,18 @@ data "aws_iam_policy_document" "confide_pods" {
       values   = ["alias/confide/*"]
     }
   }
+
+  # The purge loop crypto-shreds a tenant-month whose calls are all past retention.
+  statement {
+    sid       = "ShredExpiredTenantMonths"
+    actions   = ["kms:ScheduleKeyDeletion"]
+    resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${data.aws_caller_identity.current.account_id}:key/*"]
+    condition {
+      test     = "ForAnyValue:StringLike"
+      variable = "kms:ResourceAliases"
+      values   = ["alias/confide/tenant/*"]
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "confide_pods" {

@@ -40,6 +40,8 @@ locals {
   common_volumes = [
     { name = "ray-tls", emptyDir = { medium = "Memory" } },
     { name = "ray-ca", secret = { secretName = var.ray_ca_secret_name } },
+    { name = "records", secret = { secretName = var.records_secret_name } },
+    { name = "rds-ca", secret = { secretName = var.rds_ca_secret_name } },
     { name = "tls-init", configMap = { name = kubernetes_config_map_v1.confide.metadata[0].name, items = [{ key = "issue.sh", path = "issue.sh" }] } },
     { name = "confide-config", configMap = { name = kubernetes_config_map_v1.confide.metadata[0].name, items = [{ key = "confide.yaml", path = "confide.yaml" }] } },
     {
@@ -60,6 +62,9 @@ locals {
     { name = "ray-tls", mountPath = local.tls_dir, readOnly = true },
     { name = "confide-config", mountPath = "/etc/confide/confide.yaml", subPath = "confide.yaml", readOnly = true },
     { name = "spill", mountPath = local.spill_dir },
+    # The record store: the RDS CA bundle and the password of Confide's database role.
+    { name = "records", mountPath = "/etc/confide/records", readOnly = true },
+    { name = "rds-ca", mountPath = "/etc/confide/rds", readOnly = true },
   ]
 
   security_context = {

@@ -9,7 +9,13 @@ output "gateway_address" {
 }
 
 output "transcripts_bucket" {
-  value = aws_s3_bucket.transcripts.id
+  description = "Sealed exports of call records (the training exports of the records-access work); the records themselves live in RDS."
+  value       = aws_s3_bucket.transcripts.id
+}
+
+output "records_endpoint" {
+  description = "The PostgreSQL record store (records.postgres_host; TLS verify-full with the RDS CA bundle)."
+  value       = aws_db_instance.records.address
 }
 
 output "audit_bucket" {

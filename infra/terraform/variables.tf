@@ -136,3 +136,27 @@ variable "gateway_tls_secret_name" {
   type        = string
   default     = "confide-gateway-tls"
 }
+
+variable "records_instance_class" {
+  description = "RDS instance class of the PostgreSQL record store."
+  type        = string
+  default     = "db.m7g.large"
+}
+
+variable "records_storage_gib" {
+  description = "Initial storage of the record store (autoscaling up to four times this)."
+  type        = number
+  default     = 50
+}
+
+variable "records_secret_name" {
+  description = "Kubernetes secret with key `password`: the record store's database password."
+  type        = string
+  default     = "confide-records"
+}
+
+variable "rds_ca_secret_name" {
+  description = "Kubernetes secret with key `global-bundle.pem`: the RDS certificate bundle."
+  type        = string
+  default     = "confide-rds-ca"
+}

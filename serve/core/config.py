@@ -26,11 +26,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+class RetentionConfig(_Strict):
+    """How long a tenant's call records keep their text; enforced inside the cluster by
+    the purge loop, then the tenant-month's key is destroyed (crypto-shredding)."""
+
+    window_days: Annotated[int, Field(ge=7, le=30)] = 30
+    """Operational window: this many days after a call ends, its text is gone."""
+    mode: Literal["operational", "compliance"] = "operational"
+    """"compliance" keeps the text for compliance_days instead (e.g. 2557, seven years,
+    for financial services); only the compliance role may read it then."""
+    compliance_days: Annotated[int, Field(ge=30, le=3660)] | None = None
+    """Days a compliance tenant keeps text; required with mode "compliance"."""
+    keep_aggregates: bool = True
+    """Selective archival: when the text goes, keep the call's row of aggregates
+    (times, durations, turn counts, status) for analytics."""
+
+    @model_validator(mode="after")
+    def _compliance_days(self) -> RetentionConfig:
+        if (self.mode == "compliance") != (self.compliance_days is not None):
+            raise ValueError('compliance_days is set with mode "compliance", and only then')
+        return self
+
+    @property
+    def text_days(self) -> int:
+        """Days after a call ends that its text is kept."""
+        return self.compliance_days if self.compliance_days is not None else self.window_days
+
+
+class TenantRecordsConfig(_Strict):
+    enabled: bool = True
+    """Record this tenant's calls (a call's CallConfig.record=false turns one off)."""
+
+
 class TenantConfig(_Strict):
     name: Annotated[str, Field(pattern=TENANT_NAME_PATTERN)]
     """Tenant name; a client certificate's SPIFFE ID or CN must name it."""
     system_prompt: Annotated[str, Field(max_length=4000)] | None = None
     """This tenant's instructions to the dialogue model; unset uses dialogue.system_prompt."""
+    records: TenantRecordsConfig = TenantRecordsConfig()
+    """Whether this tenant's calls are recorded."""
+    retention: RetentionConfig = RetentionConfig()
+    """How long this tenant's records keep their text."""
 
 
 class AutoscalingConfig(_Strict):
@@ -272,6 +308,46 @@ class TelemetryConfig(_Strict):
         return self
 
 
+class RecordsConfig(_Strict):
+    """Where call records are stored: sealed transcripts with plaintext metadata."""
+
+    enabled: bool = True
+    """Deploy the recorder and the purge loop. Off, no call is recorded whatever the
+    tenants' policies say."""
+    store: Literal["sqlite", "postgres"] = "sqlite"
+    """"sqlite": one 0600 file in state_dir/records (a single node: the demo, tests);
+    "postgres": a PostgreSQL server (production; every node reaches it over TLS)."""
+    postgres_host: str | None = None
+    """The PostgreSQL server's host name."""
+    postgres_port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    """Its port."""
+    postgres_database: str = "confide"
+    """The database."""
+    postgres_user: str = "confide"
+    """The role Confide connects as."""
+    postgres_sslmode: Literal["verify-full", "verify-ca", "require", "disable"] = "verify-full"
+    """libpq's sslmode: verify-full checks the server's certificate and name; "disable"
+    only for a server on loopback (tests)."""
+    postgres_ca_cert: Path | None = None
+    """CA bundle of the server's certificate (RDS: the region's bundle)."""
+    postgres_password_file: Path | None = None
+    """A file holding the password; otherwise CONFIDE_RECORDS_PASSWORD, or none (peer
+    or certificate authentication)."""
+    purge_interval_seconds: Annotated[float, Field(ge=1)] = 3600
+    """How often the purge loop applies retention and shreds expired tenant-months."""
+    spool_max_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    """The recorder's encrypted local spool, used while the store is down; when full,
+    a record fails with an UNAVAILABLE error event and the call goes on."""
+    num_cpus: Annotated[float, Field(ge=0)] = 0.1
+    """CPUs reserved for the recorder and the purge loop (each)."""
+
+    @model_validator(mode="after")
+    def _postgres_host(self) -> RecordsConfig:
+        if self.store == "postgres" and not self.postgres_host:
+            raise ValueError('records.store "postgres" needs records.postgres_host')
+        return self
+
+
 class RayConfig(_Strict):
     address: str | None = None
     """Join this Ray cluster; unset starts an embedded single-node cluster."""
@@ -310,6 +386,8 @@ class ConfideConfig(_Strict):
     """The Ray cluster underneath."""
     telemetry: TelemetryConfig = TelemetryConfig()
     """Traces and metrics, which never carry audio, text or prompts."""
+    records: RecordsConfig = RecordsConfig()
+    """The call-record store, its recorder deployment and the purge loop."""
 
     @field_validator("tenants")
     @classmethod
@@ -328,6 +406,12 @@ class ConfideConfig(_Strict):
         if self.dialogue.model_dir:
             return Path(self.dialogue.model_dir).expanduser()
         return self.state_path / "models" / "smollm2-135m-instruct"
+
+    def tenant(self, name: str) -> TenantConfig:
+        for candidate in self.tenants:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"tenant {name!r} is not configured")
 
     def system_prompt(self, tenant: str) -> str:
         for candidate in self.tenants:

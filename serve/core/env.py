@@ -17,6 +17,9 @@ class Environment:
     """CONFIDE_RAY_ADDRESS: join this Ray cluster instead of starting an embedded one."""
     vault_token: str | None
     """VAULT_TOKEN: the token for the vault-transit key provider (never in a file)."""
+    records_password: str | None
+    """CONFIDE_RECORDS_PASSWORD: the record store's PostgreSQL password, unless
+    records.postgres_password_file names a file."""
 
 
 def read_environment() -> Environment:
@@ -29,4 +32,5 @@ def read_environment() -> Environment:
         state_dir=path("CONFIDE_STATE_DIR"),
         ray_address=os.environ.get("CONFIDE_RAY_ADDRESS") or None,
         vault_token=os.environ.get("VAULT_TOKEN") or None,
+        records_password=os.environ.get("CONFIDE_RECORDS_PASSWORD") or None,
     )

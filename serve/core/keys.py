@@ -21,6 +21,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -98,13 +99,17 @@ class LocalKeyProvider:
             )
         self._path = path
         self._keys: dict = {}
+        self._reloading = threading.Lock()
         self._reload()
 
     # -- storage ------------------------------------------------------------------------
 
     def _reload(self) -> None:
-        self._loaded_mtime = self._mtime()
+        # Keys before the stamp: a thread that sees the new stamp must see the new keys
+        # (seal and open run in worker threads, several at once).
+        stamp = self._mtime()
         self._keys = json.loads(self._path.read_text()) if self._path.exists() else {}
+        self._loaded_mtime = stamp
 
     def _mtime(self) -> tuple[int, int] | None:
         # Every write replaces the file, so the inode changes even within one clock tick.
@@ -117,7 +122,9 @@ class LocalKeyProvider:
     def _refresh(self) -> None:
         """Another process may have rotated, disabled or destroyed a key: one stat a use."""
         if self._mtime() != self._loaded_mtime:
-            self._reload()
+            with self._reloading:
+                if self._mtime() != self._loaded_mtime:
+                    self._reload()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict]:

@@ -28,8 +28,10 @@ class Sealer:
         self._provider = provider
         self._clock = clock
 
-    def seal(self, plaintext: bytes, binding: Binding) -> bytes:
-        kek_id = period_kek_id(binding.tenant, self._clock())
+    def seal(self, plaintext: bytes, binding: Binding, at: dt.datetime | None = None) -> bytes:
+        """Seal under the tenant's KEK for the month of `at` (default: now). A call's
+        records all use the month the call began, so one key shreds all of them."""
+        kek_id = period_kek_id(binding.tenant, at or self._clock())
         data_key = new_data_key()
         version, wrapped = self._provider.wrap(kek_id, data_key, binding)
         header = Header(self._provider.name, kek_id, version, wrapped, new_nonce())

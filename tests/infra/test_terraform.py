@@ -183,6 +183,12 @@ def unencrypted_stores(parsed: dict) -> list[str]:
     for trail in parsed["aws_cloudtrail"]:
         if trail.get("kms_key_id") not in keys:
             problems.append(_path(trail))
+    for database in parsed["aws_db_instance"]:
+        encrypted = database.get("storage_encrypted") is True
+        if not encrypted or database.get("kms_key_id") not in keys:
+            problems.append(_path(database))
+        if database.get("performance_insights_kms_key_id") not in keys:
+            problems.append(_path(database))
     for storage_class in parsed["kubernetes_storage_class_v1"]:
         parameters = storage_class["parameters"]
         if parameters.get("encrypted") != "true" or parameters.get("kmsKeyId") not in keys:
@@ -209,6 +215,39 @@ def test_every_store_is_encrypted_with_a_key_from_kms_tf(parsed):
     assert len(parsed["aws_kms_key"]) == 4
     assert all(key["enable_key_rotation"] is True for key in parsed["aws_kms_key"])
     assert unencrypted_stores(parsed) == []
+
+
+def record_store_problems(parsed: dict) -> list[str]:
+    """The PostgreSQL record store: private, TLS only, protected, backups bounded by the
+    retention window, reachable from the cluster's pods only."""
+    (database,) = parsed["aws_db_instance"]
+    (parameters,) = parsed["aws_db_parameter_group"]
+    settings = parameters["parameter"]
+    settings = settings if isinstance(settings, list) else [settings]
+    problems = []
+    if {"name": "rds.force_ssl", "value": "1"} not in [
+        {"name": p["name"], "value": p["value"]} for p in settings
+    ]:
+        problems.append("rds.force_ssl is not 1")
+    if database.get("publicly_accessible") is not False:
+        problems.append("publicly accessible")
+    if database.get("deletion_protection") is not True:
+        problems.append("no deletion protection")
+    retention = database.get("backup_retention_period")
+    if not isinstance(retention, int) or not 1 <= retention <= 30:
+        problems.append(f"backups kept {retention} days, beyond the 30-day window")
+    ingress = [
+        r
+        for r in parsed.get("aws_vpc_security_group_ingress_rule", [])
+        if r.get("from_port") == 5432
+    ]
+    if not ingress or any(r.get("cidr_ipv4") or r.get("cidr_ipv6") for r in ingress):
+        problems.append("port 5432 is open to addresses, not only to the pods' security group")
+    return problems
+
+
+def test_the_record_store_is_private_tls_only_and_its_backups_bounded(parsed):
+    assert record_store_problems(parsed) == []
 
 
 def test_no_security_group_opens_anything_to_the_world(parsed):
@@ -255,7 +294,7 @@ def test_ray_service_runs_the_serve_config_with_tls_tokens_gpus_and_encrypted_sp
     applications = serve_config(config, CONFIG_ON_CLUSTER)["applications"]
     assert yaml.safe_load(service["spec"]["serveConfigV2"]) == {"applications": applications}
     names = [d["name"] for d in applications[0]["deployments"]]
-    assert names == ["Gateway", "Transcriber", "Dialogue"]
+    assert names == ["Gateway", "Transcriber", "Dialogue", "Recorder", "PurgeLoop"]
 
     cluster = service["spec"]["rayClusterConfig"]
     head = cluster["headGroupSpec"]
@@ -282,9 +321,18 @@ def test_ray_service_runs_the_serve_config_with_tls_tokens_gpus_and_encrypted_sp
 def test_contract_checks_fail_on_a_broken_copy(tmp_path):
     broken = copy_of(TERRAFORM, tmp_path)
     edit(broken / "storage.tf", 'sse_algorithm     = "aws:kms"', 'sse_algorithm     = "AES256"')
+    edit(broken / "records.tf", "storage_encrypted     = true", "storage_encrypted     = false")
+    edit(
+        broken / "records.tf",
+        'value = "1"\n  }\n  parameter {\n    name  = "log_connections"',
+        'value = "0"\n  }\n  parameter {\n    name  = "log_connections"',
+    )
+    edit(broken / "records.tf", "publicly_accessible    = false", "publicly_accessible    = true")
     edit(broken / "storage.tf", '    kmsKeyId  = aws_kms_key.purpose["volumes"].arn\n', "")
     edit(broken / "lb.tf", "cidr_ipv4         = each.value", 'cidr_ipv4         = "0.0.0.0/0"')
     parsed = parse(broken)
     assert "aws_s3_bucket.transcripts" in unencrypted_stores(parsed)
+    assert "aws_db_instance.records" in unencrypted_stores(parsed)
+    assert {"rds.force_ssl is not 1", "publicly accessible"} <= set(record_store_problems(parsed))
     assert "kubernetes_storage_class_v1.spill" in unencrypted_stores(parsed)
     assert world_open_ingress(parsed)

@@ -224,3 +224,18 @@ def test_vault_unreachable_fails_closed():
     sealer = Sealer(VaultTransitKeyProvider(url="http://127.0.0.1:9", token="t"))
     with pytest.raises(KmsUnavailable):
         sealer.seal(SECRET, BINDING)
+
+
+def test_threads_opening_at_once_see_a_key_another_process_just_created(tmp_path):
+    """Sealing and opening run in worker threads; a new KEK (a new tenant, a new month)
+    written by another process must not look destroyed to any of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "keys" / "local-kek.json"
+    for round_ in range(20):
+        opener = Sealer(LocalKeyProvider(path))
+        binding = Binding(f"t{round_}", "call", "transcript")
+        blob = Sealer(LocalKeyProvider(path)).seal(SECRET, binding)  # "another process"
+        with ThreadPoolExecutor(8) as pool:
+            opened = [pool.submit(opener.open, blob, binding) for _ in range(16)]
+            assert {future.result() for future in opened} == {SECRET}

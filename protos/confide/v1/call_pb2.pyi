@@ -46,16 +46,18 @@ class ChannelConfig(_message.Message):
     def __init__(self, role: _Optional[_Union[SpeakerRole, str]] = ...) -> None: ...
 
 class CallConfig(_message.Message):
-    __slots__ = ("call_id", "audio", "interim_results", "agent_replies")
+    __slots__ = ("call_id", "audio", "interim_results", "agent_replies", "record")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     AGENT_REPLIES_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     audio: AudioFormat
     interim_results: bool
     agent_replies: bool
-    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ..., agent_replies: _Optional[bool] = ...) -> None: ...
+    record: bool
+    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ..., agent_replies: _Optional[bool] = ..., record: _Optional[bool] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("data",)
@@ -122,14 +124,16 @@ class CallError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., error_id: _Optional[str] = ...) -> None: ...
 
 class CallSummary(_message.Message):
-    __slots__ = ("audio_seconds", "final_segments", "turns")
+    __slots__ = ("audio_seconds", "final_segments", "turns", "recorded")
     AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FINAL_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     TURNS_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
     audio_seconds: float
     final_segments: int
     turns: int
-    def __init__(self, audio_seconds: _Optional[float] = ..., final_segments: _Optional[int] = ..., turns: _Optional[int] = ...) -> None: ...
+    recorded: bool
+    def __init__(self, audio_seconds: _Optional[float] = ..., final_segments: _Optional[int] = ..., turns: _Optional[int] = ..., recorded: _Optional[bool] = ...) -> None: ...
 
 class AgentReply(_message.Message):
     __slots__ = ("turn_index", "delta", "is_final", "text", "interrupted")
@@ -188,14 +192,16 @@ class ConverseResponse(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., delta: _Optional[str] = ..., is_final: _Optional[bool] = ..., text: _Optional[str] = ...) -> None: ...
 
 class TranscribeRequest(_message.Message):
-    __slots__ = ("call_id", "audio", "data")
+    __slots__ = ("call_id", "audio", "data", "record")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     audio: AudioFormat
     data: bytes
-    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    record: bool
+    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., data: _Optional[bytes] = ..., record: _Optional[bool] = ...) -> None: ...
 
 class TranscribeResponse(_message.Message):
     __slots__ = ("call_id", "segments", "summary")

@@ -132,6 +132,11 @@ output "transcript_retention_days" {
   value = var.transcript_retention_days
 }
 
+output "records_backup_retention_days" {
+  description = "Days RDS keeps automated backups of the record store: no longer than the operational window, so no backup outlives the text it copies by more than the purge loop's shredding delay."
+  value       = var.transcript_retention_days
+}
+
 output "audit_retention_days" {
   value = var.audit_retention_days
 }

@@ -1,0 +1,79 @@
+"""One call's record as the gateway builds it: plaintext, until the boundary seals it.
+
+The session reports finals, replies and the call's end; this turns them into writes
+whose row carries the counts so far, so the store's row is current after every write
+(a gateway that dies mid-call leaves a row without an end, which retention treats as
+ended when it began).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from confide.v1 import call_pb2 as pb
+from serve.records.model import REPLY, SEGMENT, CallRow, PlainEntry, PlainWrite
+from serve.wire import role_name
+
+
+@dataclass
+class CallCounts:
+    turns: int = 0
+    final_segments: int = 0
+    agent_replies: int = 0
+    audio_seconds: float = 0.0
+
+
+class CallRecording:
+    def __init__(self, tenant: str, call_key: str, details: dict, clock=time.time) -> None:
+        self._tenant = tenant
+        self._call_key = call_key
+        self._details = details
+        self._clock = clock
+        self._started_at = clock()
+        self.counts = CallCounts()
+
+    def segment(self, segment: pb.TranscriptSegment) -> PlainWrite:
+        content = {
+            "channel": segment.channel,
+            "role": role_name(segment.role),
+            "turn_index": segment.turn_index,
+            "text": segment.text,
+            "start_seconds": segment.start_seconds,
+            "end_seconds": segment.end_seconds,
+            "words": [
+                [w.word, w.start_seconds, w.end_seconds, round(w.probability, 3)]
+                for w in segment.words
+            ],
+        }
+        entry = PlainEntry(SEGMENT, segment.channel, segment.turn_index, content)
+        return self._write((entry,))
+
+    def reply(self, reply: pb.AgentReply) -> PlainWrite:
+        self.counts.agent_replies += 1
+        content = {
+            "turn_index": reply.turn_index,
+            "text": reply.text,
+            "interrupted": reply.interrupted,
+        }
+        return self._write((PlainEntry(REPLY, 0, reply.turn_index, content),))
+
+    def ended(self, status: str) -> PlainWrite:
+        return self._write((), ended_at=self._clock(), status=status)
+
+    def _write(
+        self, entries: tuple[PlainEntry, ...], ended_at: float | None = None, status: str = ""
+    ) -> PlainWrite:
+        row = CallRow(
+            tenant=self._tenant,
+            call_key=self._call_key,
+            period=time.strftime("%Y-%m", time.gmtime(self._started_at)),
+            started_at=self._started_at,
+            ended_at=ended_at,
+            audio_seconds=round(self.counts.audio_seconds, 3),
+            turns=self.counts.turns,
+            final_segments=self.counts.final_segments,
+            agent_replies=self.counts.agent_replies,
+            status=status,
+        )
+        return PlainWrite(row, self._details, entries)
