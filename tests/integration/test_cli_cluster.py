@@ -54,6 +54,25 @@ def _wait_until_running(ray_env: dict[str, str]) -> None:
     assert waited.returncode == 0, waited.stderr[-2000:]
 
 
+def _records_verbs(env: dict[str, str]) -> None:
+    """The calls above were recorded; an operator lists, reads, holds and purges them."""
+    listed = _confide("records", "list", "--tenant", "demo", env=env)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    call_id = listed.stdout.split()[1]  # the first call's id (sealed; opened via the KMS)
+    assert "calls" in listed.stdout.splitlines()[-1]
+    shown = _confide("records", "show", call_id, "--tenant", "demo", env=env)
+    assert shown.returncode == 0 and "customer" in shown.stdout, shown.stderr[-2000:]
+    held = _confide("records", "hold", call_id, "--tenant", "demo", env=env)
+    assert held.returncode == 0 and "legal hold" in held.stdout
+    assert "legal hold" in _confide("records", "list", env=env).stdout
+    assert _confide("records", "release", call_id, "--tenant", "demo", env=env).returncode == 0
+    dry_run = _confide("records", "purge", "--dry-run", env=env)
+    assert dry_run.returncode == 0 and "on legal hold are kept" in dry_run.stdout
+    unknown = _confide("records", "show", "no-such-call", "--tenant", "demo", env=env)
+    assert unknown.returncode == 1 and "no call" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
 def test_up_call_down(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -118,6 +137,8 @@ def test_up_call_down(tmp_path):
         _wait_until_running(ray_env)  # the rollout replaces the gateway replica
         again = _confide("call", str(EXAMPLES / "mono_linear16_16k.wav"), "--fast", env=env)
         assert again.returncode == 0 and "final" in again.stdout, again.stderr[-2000:]
+
+        _records_verbs(env)
 
         issued = _confide("certs", "issue", "--tenant", "globex", env=env)
         assert issued.returncode == 0 and "not" not in issued.stdout.split("note:")[0]

@@ -121,8 +121,9 @@ def test_spilled_objects_and_session_files_hold_no_canary(
 
         session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
         with _SpillWatcher(spill_dir) as watcher:
-            # Spilling races the calls; go on until call payloads were seen spilled.
-            for _ in range(4):
+            # Spilling races the calls (and Ray deletes spill files once freed): go on
+            # until call payloads were seen spilled, up to 10 rounds of 4 calls.
+            for _ in range(10):
                 results = asyncio.run(calls(port))
                 if _hits(list(watcher.contents.values()), [PAYLOAD_MARKER]):
                     break

@@ -24,9 +24,11 @@ from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
 from serve.boundary import PayloadBoundary
 from serve.call_session import CallSession
+from serve.core.allowlist import IdentifierHasher
 from serve.core.audio import Encoding
 from serve.core.config import ConfideConfig
 from serve.core.keys import key_provider, period_kek_id
+from serve.core.sealing import Sealer
 from serve.core.wavfile import Recording
 from serve.messages import (
     DialogueRequest,
@@ -36,6 +38,11 @@ from serve.messages import (
     TurnRequest,
     TurnTranscript,
 )
+from serve.records.codec import RecordCodec, RecordReader
+from serve.records.model import RecordWrite
+from serve.records.recorder import RecordWriter
+from serve.records.spool import Spool
+from serve.records.store import open_store
 from serve.sealed import PayloadCodec
 from serve.server import RunningServer, start_server
 from serve.telemetry import GatewayTelemetry
@@ -110,6 +117,19 @@ class Dialogue:
             yield sealed
 
 
+@dataclass
+class Recorder:
+    """The recorder deployment without Ray: the real writer, store and spool."""
+
+    writer: RecordWriter
+
+    async def __call__(self, write: RecordWrite) -> str:
+        return await asyncio.to_thread(self.writer.write, write)
+
+
+HASHER = IdentifierHasher(b"h" * 32)
+
+
 # -- the server -------------------------------------------------------------------------
 
 
@@ -131,11 +151,17 @@ def codec(config) -> PayloadCodec:
 
 
 @contextlib.asynccontextmanager
-async def serving(config, test_pki, codec, transcriber, dialogue=None, client="acme"):
+async def serving(
+    config, test_pki, codec, transcriber, dialogue=None, client="acme", recorder=None
+):
     """(the running server, a stub on a channel with `client`'s certificate)"""
-    boundary = PayloadBoundary(codec, transcriber=transcriber, dialogue=dialogue)
+    sealer = Sealer(key_provider(config.keys, config.state_path))
+    records = RecordCodec(sealer) if recorder is not None else None
+    boundary = PayloadBoundary(
+        codec, transcriber=transcriber, dialogue=dialogue, recorder=recorder, records=records
+    )
     running: RunningServer = await start_server(
-        config, test_pki.server, boundary, GatewayTelemetry.disabled()
+        config, test_pki.server, boundary, GatewayTelemetry.disabled(HASHER)
     )
     try:
         async with aio_channel(f"localhost:{running.port}", test_pki.clients[client]) as channel:
@@ -567,3 +593,77 @@ def test_a_client_hanging_up_cancels_its_turns_and_frees_the_slot(
 async def _aiter(items):
     for item in items:
         yield item
+
+
+# -- call records ---------------------------------------------------------------------------
+
+
+def test_each_final_is_stored_sealed_before_the_client_gets_it(
+    config, test_pki, codec, mono_recording
+):
+    store = open_store(config.records, config.state_path)
+    recorder = Recorder(RecordWriter(store, Spool(config.state_path / "spool", 1 << 20)))
+    recording = speech_then_silence(mono_recording, 2)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), recorder=recorder) as (
+            _running,
+            calls,
+        ):
+            return await stream_call(calls, recording, ["customer"], "rec-1", realtime=False)
+
+    result = run(scenario())
+    assert result.events[-1].summary.recorded
+    sealer = Sealer(key_provider(config.keys, config.state_path))
+    reader = RecordReader(store, RecordCodec(sealer), HASHER)
+    stored = reader.transcript("acme", "rec-1")
+    assert [s["text"] for s in stored.segments] == [s.text for s in result.finals]
+    assert stored.row.status == "OK" and stored.row.final_segments == 2
+    assert all(b"turn " not in e.sealed for e in store.entries("acme", HASHER("rec-1")))
+
+
+def test_a_full_spool_is_an_error_event_and_the_call_goes_on(
+    config, test_pki, codec, mono_recording
+):
+    """The store is down (nothing listens on its port) and the spool has no room."""
+    down = config.records.model_copy(
+        update={
+            "store": "postgres",
+            "postgres_host": "127.0.0.1",
+            "postgres_port": 9,
+            "postgres_sslmode": "disable",
+        }
+    )
+    writer = RecordWriter(
+        None, Spool(config.state_path / "spool", 1024), lambda: open_store(down, config.state_path)
+    )
+    recording = speech_then_silence(mono_recording, 2)
+
+    async def scenario():
+        async with serving(
+            config, test_pki, codec, Transcriber(codec), recorder=Recorder(writer)
+        ) as (_running, calls):
+            return await stream_call(calls, recording, ["customer"], "rec-2", realtime=False)
+
+    result = run(scenario())
+    kinds = [e.WhichOneof("event") for e in result.events]
+    assert kinds == ["transcript", "error", "transcript", "error", "summary"]
+    assert {e.error.code for e in result.events if e.HasField("error")} == {"UNAVAILABLE"}
+    assert result.events[1].error.message == "the record could not be stored"
+
+
+def test_a_call_that_asks_not_to_be_recorded_is_not(config, test_pki, codec, mono_recording):
+    store = open_store(config.records, config.state_path)
+    recorder = Recorder(RecordWriter(store, Spool(config.state_path / "spool", 1 << 20)))
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), recorder=recorder) as (
+            _running,
+            calls,
+        ):
+            return await stream_call(
+                calls, mono_recording, ["customer"], "rec-3", realtime=False, record=False
+            )
+
+    assert not run(scenario()).events[-1].summary.recorded
+    assert store.calls() == []
