@@ -313,7 +313,7 @@ async def _recording_end(session: CallSession):
     except ConfideError as error:
         status = error.code.name
         raise
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, GeneratorExit):  # the client hung up
         status = "CANCELLED"
         raise
     finally:

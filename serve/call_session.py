@@ -131,7 +131,7 @@ class CallSession:
         """Every event of the call; failures of single turns or replies as ConfideError."""
         async for event in self._emitter.events():
             if _final_reply(event) and self._recording is not None:
-                failure = await self._record(self._recording[0].reply(event.agent_reply))
+                failure = await self._record(self._counted().reply(event.agent_reply))
                 yield event
                 if failure is not None:
                     yield failure
@@ -144,11 +144,15 @@ class CallSession:
         """Store the call's final row (its end, counts and status)."""
         if self._recording is None:
             return None
-        recording = self._recording[0]
-        recording.counts.turns = self.turns
-        recording.counts.final_segments = self.final_segments
-        recording.counts.audio_seconds = self._audio.seconds_decoded
-        return await self._record(recording.ended(status))
+        return await self._record(self._counted().ended(status))
+
+    def _counted(self) -> CallRecording:
+        """The call's record, its counts brought up to date for the next write's row."""
+        assert self._recording is not None
+        counts = self._recording[0].counts
+        counts.turns, counts.final_segments = self.turns, self.final_segments
+        counts.audio_seconds = self._audio.seconds_decoded
+        return self._recording[0]
 
     async def _record(self, write: PlainWrite) -> ConfideError | None:
         assert self._recording is not None
@@ -257,7 +261,7 @@ class CallSession:
         segment = self._segment(channel, turn, result, is_final=True, stability=1.0)
         failure = None
         if self._recording is not None:
-            failure = await self._record(self._recording[0].segment(segment.transcript))
+            failure = await self._record(self._counted().segment(segment.transcript))
         self._telemetry.metrics.final_latency(self._tenant, time.perf_counter() - ended_at)
         return (segment,) if failure is None else (segment, failure)
 
