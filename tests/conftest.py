@@ -111,3 +111,19 @@ def postgres():
     finally:
         server.stop()
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_tls(test_pki):
+    """A PostgreSQL server that accepts TLS connections only, with the test CA's server
+    certificate (localhost, 127.0.0.1)."""
+    import shutil
+
+    from tests.postgres import start_server
+
+    server = start_server(tls=(test_pki.server.cert.read_bytes(), test_pki.server.key.read_bytes()))
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)

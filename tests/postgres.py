@@ -39,6 +39,9 @@ class PostgresServer:
     root: Path
     port: int
     user: str = "confide"
+    tls: tuple[bytes, bytes] | None = None
+    """(certificate, key) PEM: then the server accepts TLS connections only, as RDS
+    with rds.force_ssl does."""
 
     @property
     def data_dir(self) -> Path:
@@ -65,6 +68,22 @@ class PostgresServer:
             "trust",  # loopback only, a throwaway server
             "--no-sync",
         )
+        if self.tls is not None:
+            self._require_tls(*self.tls)
+
+    def _require_tls(self, cert: bytes, key: bytes) -> None:
+        (self.data_dir / "server.crt").write_bytes(cert)
+        (self.data_dir / "server.key").write_bytes(key)
+        os.chmod(self.data_dir / "server.key", 0o600)
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+        (self.data_dir / "pg_hba.conf").write_text(
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
+        )
+        if os.geteuid() == 0:
+            postgres = pwd.getpwnam("postgres")
+            for name in ("server.crt", "server.key", "postgresql.conf", "pg_hba.conf"):
+                os.chown(self.data_dir / name, postgres.pw_uid, postgres.pw_gid)
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
@@ -84,7 +103,8 @@ class PostgresServer:
         self._run(str(_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
     def conninfo(self, database: str = "postgres") -> str:
-        return f"host=127.0.0.1 port={self.port} user={self.user} dbname={database} sslmode=disable"
+        """For the tests' own administration: over the Unix socket (no TLS needed)."""
+        return f"host={self.root} port={self.port} user={self.user} dbname={database}"
 
     def new_database(self) -> str:
         import psycopg
@@ -102,12 +122,13 @@ class PostgresServer:
             connection.execute("CHECKPOINT")
 
 
-def start_server() -> PostgresServer:
+def start_server(tls: tuple[bytes, bytes] | None = None) -> PostgresServer:
     """A fresh server in its own directory under /tmp (pytest's temporary directories
     are root's alone, and the server runs as `postgres`)."""
     import tempfile
 
-    server = PostgresServer(Path(tempfile.mkdtemp(prefix="confide-postgres-")), _free_port())
+    root = Path(tempfile.mkdtemp(prefix="confide-postgres-"))
+    server = PostgresServer(root, _free_port(), tls=tls)
     server.init()
     server.start()
     return server

@@ -12,11 +12,11 @@ import sqlite3
 import pytest
 
 from serve.core.allowlist import IdentifierHasher
-from serve.core.config import ConfideConfig
+from serve.core.config import ConfideConfig, RecordsConfig
 from serve.core.keys import KeyDestroyed, KmsUnavailable, LocalKeyProvider
 from serve.core.sealing import Sealer
 from serve.records.codec import RecordCodec, RecordReader
-from serve.records.errors import UnknownCall, UnreadableRecord
+from serve.records.errors import StoreUnavailable, UnknownCall, UnreadableRecord
 from serve.records.model import REPLY, SEGMENT, CallRow, Entry
 from serve.records.retention import DAY, Purger, plan_purge
 from serve.records.store import open_store, sqlite_store
@@ -339,3 +339,35 @@ def test_a_foreign_row_is_counted_never_a_crash(store, codec, config, provider):
     assert reader(store, codec).transcript("acme", "call-1").unreadable == 1
     report = purger(store, config, provider, codec, START + 8 * DAY).run()
     assert report.expired == 1
+
+
+def test_postgres_is_reached_over_verified_tls_only(postgres_tls, test_pki, tmp_path):
+    """As RDS with rds.force_ssl: plaintext is refused, and the server's certificate is
+    verified against the CA and its name (sslmode verify-full, the default)."""
+    database = postgres_tls.new_database()
+
+    def records(**settings) -> RecordsConfig:
+        return RecordsConfig(
+            store="postgres",
+            postgres_host="127.0.0.1",
+            postgres_port=postgres_tls.port,
+            postgres_database=database,
+            **settings,
+        )
+
+    store = open_store(records(postgres_ca_cert=test_pki.server.ca), tmp_path)
+    store.put_call(CallRow("acme", "k", "2026-03", START))
+    assert store.call("acme", "k").period == "2026-03"
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        open_store(records(postgres_sslmode="disable"), tmp_path)
+    with pytest.raises(StoreUnavailable):  # a server certificate this CA did not sign
+        open_store(records(postgres_ca_cert=_foreign_ca(tmp_path)), tmp_path)
+
+
+def _foreign_ca(tmp_path):
+    from cluster.pki import create_ca
+
+    path = tmp_path / "foreign-ca.pem"
+    create_ca("Not the records server's CA").write(path, tmp_path / "foreign-ca.key")
+    return path
