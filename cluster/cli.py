@@ -442,15 +442,25 @@ async def _stream_and_print(
         except grpc.aio.AioRpcError as error:
             print(f"call failed: {error.code().name}: {error.details()}", file=sys.stderr)
             return 1
-    reference_file = args.file.with_suffix(".json")
-    if reference_file.exists():
-        reference = json.loads(reference_file.read_text())["reference"]
-        for index, role in enumerate(roles):
-            if role in reference:
-                text = " ".join(turn["text"] for turn in reference[role])
-                wer = word_error_rate(text, result.text(index))
-                print(f"word error rate, {role}: {wer:.1%}")
+    for index, role in enumerate(roles):
+        turns = _reference(args.file).get(role)
+        if turns:
+            text = " ".join(turn["text"] for turn in turns)
+            print(f"word error rate, {role}: {word_error_rate(text, result.text(index)):.1%}")
     return 0
+
+
+def _reference(recording: Path) -> dict[str, list[dict[str, str]]]:
+    """The reference transcript beside a sample call (examples/*.json), by role; empty
+    for any other file there, such as a platform's own metadata."""
+    try:
+        reference = json.loads(recording.with_suffix(".json").read_text())["reference"]
+        return {
+            role: [{"text": str(turn["text"])} for turn in turns]
+            for role, turns in reference.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _certs(config: ConfideConfig, args: argparse.Namespace) -> int:

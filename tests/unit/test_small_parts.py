@@ -106,3 +106,17 @@ def test_cli_prints_documented_defaults():
         [sys.executable, "-m", "cluster.cli", "config", "defaults"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "max_chunk_bytes: 65536" in result.stdout
+
+
+def test_a_stray_json_beside_a_recording_is_not_a_reference(tmp_path):
+    from cluster.cli import _reference
+
+    recording = tmp_path / "call.wav"
+    for stray in ['{"platform": "x"}', "[1, 2]", "not json", '{"reference": {"customer": 3}}']:
+        recording.with_suffix(".json").write_text(stray)
+        assert _reference(recording) == {}
+    recording.with_suffix(".json").write_text(
+        '{"reference": {"customer": [{"start_seconds": 0, "text": "hello"}]}}'
+    )
+    assert _reference(recording) == {"customer": [{"text": "hello"}]}
+    assert _reference(tmp_path / "no-such.wav") == {}
