@@ -112,9 +112,13 @@ def test_what_is_not_recorded(cluster, test_pki, mono_recording):
         reader.transcript("initech", "tenant-off")
 
 
-def test_no_word_of_the_call_is_in_the_database_files(cluster, test_pki, postgres):
-    config, _ = cluster
-    open_reader(config).transcript("acme", "outage-call")  # stored by the test above
+def test_no_word_of_the_call_is_in_the_database_files(
+    cluster, test_pki, postgres, two_channel_call
+):
+    config, target = cluster
+    result = asyncio.run(_call(test_pki, target, two_channel_call, "scanned", realtime=False))
+    stored = open_reader(config).transcript("acme", "scanned")
+    assert len(stored.segments) == len(result.finals) >= 5
     postgres.checkpoint()
     blobs = [p.read_bytes() for p in postgres.data_dir.rglob("*") if p.is_file()]
     assert not [w for w in WORDS if any(w in blob for blob in blobs)]
