@@ -65,7 +65,9 @@ class OrderedEmitter(Generic[T]):
         drain = self._own(asyncio.ensure_future(self._drain()))
         ordered_done = False
         try:
-            while not (ordered_done and not self._side):
+            # Done once everything ended and every event it put out has been taken: a
+            # side stream can finish while its last events still wait in the queue.
+            while not (ordered_done and not self._side and self._out.empty()):
                 item = await self._out.get()
                 if item is _ORDERED_DONE:
                     ordered_done = True

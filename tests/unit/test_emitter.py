@@ -1,0 +1,80 @@
+"""The ordered emitter on its own: order, side streams, and an end that loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from serve.emitter import OrderedEmitter
+
+
+async def _after(seconds: float, *events):
+    await asyncio.sleep(seconds)
+    return events
+
+
+async def _stream(*events):
+    for event in events:
+        yield event
+
+
+def _collect(scenario):
+    return asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_ordered_work_leaves_in_submission_order():
+    async def scenario():
+        emitter = OrderedEmitter()
+        emitter.submit(_after(0.2, "first"))
+        emitter.submit(_after(0.0, "second", "third"))
+        emitter.submit(_after(0.1))  # nothing to say
+        emitter.close()
+        return [event async for event in emitter.events()]
+
+    assert _collect(scenario) == ["first", "second", "third"]
+
+
+def test_a_side_stream_that_ends_while_the_consumer_is_busy_loses_nothing():
+    """A reply started by the last final: it finishes while the consumer is still busy
+    with an earlier event (storing a record), and all of it must still come out."""
+
+    async def scenario():
+        emitter = OrderedEmitter()
+        emitter.submit(_after(0.0, "last final"))
+        emitter.close()
+        got = []
+        async for event in emitter.events():
+            got.append(event)
+            if event == "last final":
+                emitter.stream(_stream("delta", "reply final"))
+                await asyncio.sleep(0.05)
+        return got
+
+    assert _collect(scenario) == ["last final", "delta", "reply final"]
+
+
+def test_a_failure_ends_the_stream_and_cancels_the_rest():
+    started = []
+
+    async def forever():
+        started.append(True)
+        await asyncio.sleep(3600)
+        return ("never",)
+
+    async def broken():
+        raise ValueError("a bug")
+
+    async def scenario():
+        emitter = OrderedEmitter()
+        slow = asyncio.ensure_future(forever())
+        emitter.submit(broken())
+        emitter.submit(slow)
+        emitter.close()
+        with pytest.raises(ValueError):
+            async for _ in emitter.events():
+                pass
+        await asyncio.sleep(0)
+        return slow.cancelled()
+
+    assert _collect(scenario) is True
