@@ -40,6 +40,8 @@ class TextExpiry:
     call_key: str
     reason: str
     keep_row: bool
+    details: bytes = field(default=b"", repr=False)
+    """The call's sealed details: opened through the KMS before its text goes."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def plan_purge(store: RecordStore, config: ConfideConfig, now: float) -> PurgePl
         elif row.text_purged_at is None and now >= _expires_at(row, retention):
             reason = f"{retention.text_days} days after the call ended ({retention.mode})"
             plan.expire.append(
-                TextExpiry(row.tenant, row.call_key, reason, retention.keep_aggregates)
+                TextExpiry(row.tenant, row.call_key, reason, retention.keep_aggregates, row.details)
             )
     shredded = store.shredded_periods()
     for (tenant, period), rows in sorted(months.items()):
@@ -152,9 +154,8 @@ class Purger:
         report = PurgeReport(ran=True)
         try:
             plan = plan_purge(self._store, self._config, now)
-            rows = {(r.tenant, r.call_key): r for r in self._store.calls()}
             for expiry in plan.expire:
-                report.unreadable += self._check_key(rows[expiry.tenant, expiry.call_key])
+                report.unreadable += self._check_key(expiry)
                 self._store.delete_text(expiry.tenant, expiry.call_key, now, expiry.keep_row)
                 report.expired += 1
             for shredding in plan.shred:
@@ -168,7 +169,7 @@ class Purger:
             self._store.unlock(LOCK, self._holder)
         return report
 
-    def _check_key(self, row: CallRow) -> int:
+    def _check_key(self, row: TextExpiry) -> int:
         """Open the call's sealed details through the KMS before its text goes: a KMS
         that does not answer raises here. A row that does not open (corrupt, foreign,
         already shredded) is counted and its text still goes."""
