@@ -157,13 +157,16 @@ class PayloadBoundary:
                 async for payload in deltas:
                     yield await asyncio.to_thread(self._codec.open_reply, payload)
 
-    async def record(self, write: PlainWrite) -> None:
-        """Seal a record write here and hand it to the recorder; raises only
-        ConfideError (the recorder's spool is full, or the recorder failed)."""
+    async def record(self, write: PlainWrite) -> bytes:
+        """Seal a record write here and hand it to the recorder; returns the call's
+        sealed details, for its later writes. Raises only ConfideError (the recorder's
+        spool is full, or the recorder failed)."""
         assert self._recorder is not None and self._records is not None
         with self._in_flight(Stage.RECORDS), _translated(Stage.RECORDS):
             sealed = await asyncio.to_thread(_seal_write, self._records, write)
             await self._recorder(sealed)
+            assert sealed.call is not None
+            return sealed.call.details
 
     # -- a replica's side -----------------------------------------------------------
 
@@ -200,5 +203,7 @@ def _seal_write(codec: RecordCodec, write: PlainWrite) -> RecordWrite:
         )
         for entry in write.entries
     )
+    if row.details:  # sealed by an earlier write of this call
+        return RecordWrite(entries, row)
     details = codec.seal(row.tenant, row.call_key, row.started_at, write.details)
     return RecordWrite(entries, dataclasses.replace(row, details=details))

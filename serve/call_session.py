@@ -34,8 +34,9 @@ logger = confide_logger("confide.gateway")
 
 Transcribe = Callable[[TurnAudio], Awaitable[TurnTranscript]]
 """A turn's transcript; raises only ConfideError (see serve/boundary.py)."""
-Record = Callable[[PlainWrite], Awaitable[None]]
-"""Seals and stores a record write; raises only ConfideError (see serve/boundary.py)."""
+Record = Callable[[PlainWrite], Awaitable[bytes]]
+"""Seals and stores a record write, returning the call's sealed details; raises only
+ConfideError (see serve/boundary.py)."""
 
 
 def error_event(call_id: str, error: ConfideError) -> pb.StreamCallResponse:
@@ -157,7 +158,7 @@ class CallSession:
     async def _record(self, write: PlainWrite) -> ConfideError | None:
         assert self._recording is not None
         try:
-            await self._recording[1](write)
+            self._recording[0].sealed_details = await self._recording[1](write)
         except ConfideError as error:
             return error
         return None

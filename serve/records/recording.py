@@ -29,6 +29,8 @@ class CallRecording:
         self._tenant = tenant
         self._call_key = call_key
         self._details = details
+        self.sealed_details = b""
+        """The details as the first write sealed them: later writes reuse them."""
         self._clock = clock
         self._started_at = clock()
         self.counts = CallCounts()
@@ -75,5 +77,6 @@ class CallRecording:
             final_segments=self.counts.final_segments,
             agent_replies=self.counts.agent_replies,
             status=status,
+            details=self.sealed_details,
         )
         return PlainWrite(row, self._details, entries)
