@@ -199,7 +199,7 @@ def _seal_write(codec: RecordCodec, write: PlainWrite) -> RecordWrite:
             entry.kind,
             entry.channel,
             entry.turn,
-            codec.seal(row.tenant, row.call_key, row.started_at, entry.content),
+            codec.seal(row.tenant, row.call_key, row.started_at, entry.content, entry.kind),
         )
         for entry in write.entries
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from serve.boundary import PayloadBoundary
 from serve.call_session import CallSession, Record
 from serve.call_setup import CallSetup, parse_setup
 from serve.core.allowlist import Plain, confide_logger
-from serve.core.config import ConfideConfig
+from serve.core.config import ConfideConfig, RedactionPolicy
 from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
 from serve.messages import DialogueRequest
 from serve.records.recording import CallRecording
+from serve.redaction import CallRedaction, Redactor
 from serve.telemetry import GatewayTelemetry
 from serve.tenancy import authorize
 from serve.whisper_engine import model_name
@@ -66,9 +68,13 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         config: ConfideConfig,
         boundary: PayloadBoundary,
         telemetry: GatewayTelemetry | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
+        if config.redaction.enabled and redactor is None:
+            raise ValueError("redaction is on (config redaction.enabled): pass a Redactor")
         self._config = config
         self._boundary = boundary
+        self._redactor = redactor if config.redaction.enabled else None
         self._telemetry = telemetry or GatewayTelemetry.disabled()
         self._active_calls = 0
         self.calls_handled = 0
@@ -170,6 +176,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                         raise session.rejected
                 summary = session.summary()
                 _record_summary(rpc.span, summary.summary)
+                session.report_redaction()
                 yield summary
 
     def _open(self, first: pb.StreamCallRequest | None, tenant: str, rpc: _Rpc) -> CallSession:
@@ -189,7 +196,14 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             self._config.system_prompt(tenant),
             tenant,
             self._recording(tenant, setup, config.record if config.HasField("record") else None),
+            self._call_redaction(tenant),
         )
+
+    def _call_redaction(self, tenant: str) -> tuple[CallRedaction, RedactionPolicy]:
+        policy = self._config.tenant(tenant).redaction
+        entities = frozenset(policy.entities)
+        hold = self._config.redaction.hold_seconds
+        return CallRedaction(self._redactor, entities, hold), policy
 
     def _recording(
         self, tenant: str, setup: CallSetup, asked: bool | None, rpc_method: str = "StreamCall"
@@ -223,6 +237,12 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 kind = request.WhichOneof("request")
                 if kind == "audio":
                     session.feed(request.audio.data)
+                elif kind == "pause":
+                    session.pause()
+                elif kind == "resume":
+                    session.resume()
+                elif kind == "dtmf":
+                    session.dtmf(request.dtmf.digit)
                 elif kind == "end":
                     break
                 else:
@@ -252,6 +272,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     self._telemetry,
                     tenant=tenant,
                     recording=self._recording(tenant, setup, asked, "Transcribe"),
+                    redaction=self._call_redaction(tenant),
                 )
                 step = self._config.gateway.max_chunk_bytes
                 for start in range(0, len(request.data), step):
@@ -268,6 +289,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                         segments.append(event.transcript)
                 summary = session.summary().summary
                 _record_summary(rpc.span, summary)
+                session.report_redaction()
                 return pb.TranscribeResponse(
                     call_id=setup.call_id, segments=segments, summary=summary
                 )
@@ -280,11 +302,13 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             tenant = self._authorize(context, rpc)
             if not self._boundary.dialogue_enabled:
                 raise FailedPrecondition("the dialogue model is not enabled on this gateway")
-            dialogue_request = _dialogue_request(
-                request,
-                tenant,
-                self._config.system_prompt(tenant),
-                self._config.dialogue.max_reply_tokens,
+            dialogue_request = await self._redacted_prompt(
+                _dialogue_request(
+                    request,
+                    tenant,
+                    self._config.system_prompt(tenant),
+                    self._config.dialogue.max_reply_tokens,
+                )
             )
             rpc.identify(call_id=request.conversation_id)
             with self._admit(rpc):
@@ -301,6 +325,18 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 yield pb.ConverseResponse(
                     conversation_id=request.conversation_id, is_final=True, text=text.strip()
                 )
+
+    async def _redacted_prompt(self, request: DialogueRequest) -> DialogueRequest:
+        """The model only ever sees redacted text, whatever a Converse client sends."""
+        if self._redactor is None:
+            return request
+        entities = frozenset(self._config.tenant(request.tenant).redaction.entities)
+        redaction = CallRedaction(self._redactor, entities, hold_seconds=0)
+        turns = []
+        for role, text in request.turns:
+            redacted = await redaction.alone(text.split())
+            turns.append((role, text if not any(redacted.masks) else redacted.text))
+        return dataclasses.replace(request, turns=tuple(turns))
 
 
 @contextlib.asynccontextmanager
@@ -339,6 +375,9 @@ def _record_summary(span: trace.Span, summary: pb.CallSummary) -> None:
             "confide.audio_seconds": summary.audio_seconds,
             "confide.turns": summary.turns,
             "confide.final_segments": summary.final_segments,
+            "confide.redacted_entities": summary.redacted_entities,
+            "confide.paused_seconds": summary.paused_seconds,
+            "confide.dtmf_events": summary.dtmf_events,
         }
     )
 

@@ -9,6 +9,7 @@ customer turns start agent replies, which stream alongside.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,17 +21,22 @@ from serve.agent import AgentReplies, Event, ReplyStream
 from serve.call_setup import CallSetup
 from serve.core.allowlist import Plain, confide_logger
 from serve.core.audio import float_to_pcm16
-from serve.core.config import ConfideConfig
+from serve.core.config import ConfideConfig, RedactionPolicy
 from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument
 from serve.emitter import OrderedEmitter
 from serve.messages import TurnAudio, TurnTranscript
 from serve.pipeline import CallAudio, ChannelPipeline, FinalTurn
 from serve.records.model import PlainWrite
 from serve.records.recording import CallRecording
+from serve.redaction import CallRedaction, Redaction, Ticket
 from serve.telemetry import GatewayTelemetry
 from serve.turns import Turn
 
 logger = confide_logger("confide.gateway")
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+SECURITY_CODES = ("CARD_SECURITY_CODE",)
+"""Masked even in text stored raw (PCI DSS 3.3.1.2)."""
 
 Transcribe = Callable[[TurnAudio], Awaitable[TurnTranscript]]
 """A turn's transcript; raises only ConfideError (see serve/boundary.py)."""
@@ -62,6 +68,7 @@ class CallSession:
         system_prompt: str = "",
         tenant: str = "",
         recording: tuple[CallRecording, Record] | None = None,
+        redaction: tuple[CallRedaction, RedactionPolicy] | None = None,
     ) -> None:
         self.setup = setup
         self._tenant = tenant
@@ -86,6 +93,16 @@ class CallSession:
         self._recording = recording
         """The call's record and how to store it; None when the call is not recorded.
         A final leaves only once its record is stored (or spooled by the recorder)."""
+        self._redaction, self._policy = redaction or (
+            CallRedaction(None, frozenset(), 0.0),
+            RedactionPolicy(),
+        )
+        self._prompt_texts: dict[tuple[int, int], str] = {}
+        """Redacted finals, by (channel, turn), for the dialogue prompt: the client may
+        get raw text, the model never does."""
+        self._paused = False
+        self.paused_seconds = 0.0
+        self.dtmf_events = 0
         self.final_segments = 0
         self.turns = 0
         self.rejected: ConfideError | None = None
@@ -99,6 +116,9 @@ class CallSession:
             raise InvalidArgument(
                 f"audio chunk of {len(data)} bytes exceeds {self._max_chunk_bytes} bytes"
             )
+        if self._paused:
+            self.paused_seconds += self._audio.skip(data)
+            return
         for channel, step in self._audio.feed(data):
             for final in step.finals:
                 self._submit_final(channel, final)
@@ -107,15 +127,34 @@ class CallSession:
             if step.interim is not None:
                 self._emitter.submit(self._interim(channel, step.interim))
 
+    def pause(self) -> None:
+        """PCI pause: finalise the open turns, then drop audio unheard until resume."""
+        if not self._paused:
+            self._flush_turns()
+            self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    def dtmf(self, digit: str) -> None:
+        """A keypad digit: counted, never kept (its value could be a card digit)."""
+        if digit not in DTMF_DIGITS:
+            raise InvalidArgument("a DTMF digit is one of 0-9, *, #, A-D")
+        self.dtmf_events += 1
+
     def finish(self) -> None:
         """No more audio: close open turns, then the event stream after them. Idempotent."""
         if self._emitter.closed:
             return
+        self._flush_turns()
+        self._redaction.close()
+        self._emitter.close()
+
+    def _flush_turns(self) -> None:
         for channel in self._audio.channels:
             final = channel.flush()
             if final is not None:
                 self._submit_final(channel, final)
-        self._emitter.close()
 
     def fail(self, error: ConfideError) -> None:
         """Reject further input, but deliver everything already accepted first."""
@@ -179,15 +218,24 @@ class CallSession:
                 final_segments=self.final_segments,
                 turns=self.turns,
                 recorded=self.recorded,
+                paused_seconds=round(self.paused_seconds, 3),
+                dtmf_events=self.dtmf_events,
+                redacted_entities=sum(self._redaction.tally.entities.values()),
             ),
         )
+
+    def report_redaction(self) -> None:
+        """Counts of what was redacted, for metrics (never what it was)."""
+        tally = self._redaction.tally
+        self._telemetry.metrics.redacted(self._tenant, tally.entities, tally.failures)
 
     # -- agent replies ---------------------------------------------------------
 
     def _heard(self, segment: pb.TranscriptSegment) -> None:
         if self._agent is None or not segment.is_final:
             return
-        self._agent.heard(segment.role, segment.text)
+        text = self._prompt_texts.pop((segment.channel, segment.turn_index), segment.text)
+        self._agent.heard(segment.role, text)
         if segment.role != pb.SPEAKER_ROLE_AGENT:
             self._barge_in()
             self._reply = self._emitter.stream(self._agent.reply(segment.turn_index))
@@ -203,7 +251,8 @@ class CallSession:
         self.turns += 1
         self._record_vad(channel, final)
         self._telemetry.metrics.turn(self._tenant, channel.role_name)
-        self._emitter.submit(self._final(channel, final.turn, time.perf_counter()))
+        ticket = self._redaction.reserve(channel.index)
+        self._emitter.submit(self._final(channel, final.turn, time.perf_counter(), ticket))
 
     def _record_vad(self, channel: ChannelPipeline, final: FinalTurn) -> None:
         """One span per turn, from its first speech to the VAD cutting it."""
@@ -250,19 +299,29 @@ class CallSession:
             return result
 
     async def _final(
-        self, channel: ChannelPipeline, turn: Turn, ended_at: float
+        self, channel: ChannelPipeline, turn: Turn, ended_at: float, ticket: Ticket
     ) -> tuple[Event, ...]:
         try:
             result = await self._transcribe_traced(channel, turn, word_timestamps=True)
         except ConfideError as error:
+            await self._redaction.final(ticket, ())  # keeps the channel's order
             return (error,)
+        redaction = await self._redaction.final(ticket, _words(result))
         if not result.text:
             return ()
         self.final_segments += 1
-        segment = self._segment(channel, turn, result, is_final=True, stability=1.0)
+        redacted = self._segment(channel, turn, _masked(result, redaction), True, 1.0)
+        self._prompt_texts[(channel.index, turn.index)] = redacted.transcript.text
         failure = None
         if self._recording is not None:
-            failure = await self._record(self._counted().segment(segment.transcript))
+            failure = await self._record(self._counted().segment(redacted.transcript))
+            if failure is None and self._policy.store_raw and self._redaction.enabled:
+                raw = _masked(result, redaction.only(SECURITY_CODES))
+                raw_segment = self._segment(channel, turn, raw, True, 1.0).transcript
+                failure = await self._record(self._counted().raw_segment(raw_segment))
+        segment = redacted
+        if self._policy.client_text == "raw":
+            segment = self._segment(channel, turn, result, is_final=True, stability=1.0)
         self._telemetry.metrics.final_latency(self._tenant, time.perf_counter() - ended_at)
         return (segment,) if failure is None else (segment, failure)
 
@@ -276,6 +335,8 @@ class CallSession:
         if not result.text or not channel.is_growing(turn):
             return ()  # silence, or the turn already ended and its final is queued
         stability = channel.stability(result.text)
+        if self._policy.client_text != "raw":
+            result = _masked(result, await self._redaction.interim(_words(result)))
         return (self._segment(channel, turn, result, is_final=False, stability=stability),)
 
     def _segment(
@@ -309,6 +370,24 @@ class CallSession:
                 turn_index=turn.index,
             ),
         )
+
+
+def _words(result: TurnTranscript) -> list[str]:
+    """The hypothesis as words: the ASR's own (finals), else the text split."""
+    return [w.word for w in result.words] if result.words else result.text.split()
+
+
+def _masked(result: TurnTranscript, redaction: Redaction) -> TurnTranscript:
+    """The transcript with masked words; each word keeps its timing."""
+    if not any(redaction.masks):
+        return result
+    if not result.words:
+        return dataclasses.replace(result, text=redaction.text)
+    words = tuple(
+        dataclasses.replace(word, word=masked)
+        for word, masked in zip(result.words, redaction.masked_words, strict=True)
+    )
+    return dataclasses.replace(result, text=redaction.text, words=words)
 
 
 def _final_reply(event: Event) -> bool:

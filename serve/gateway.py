@@ -24,6 +24,7 @@ from serve.messages import ReplyRequest, Sealed, TurnRequest
 from serve.metrics import sealing_failure_counter
 from serve.records.codec import RecordCodec
 from serve.records.model import RecordWrite
+from serve.redaction import Redactor
 from serve.sealed import PayloadCodec
 from serve.server import RunningServer, start_server
 from serve.telemetry import GatewayTelemetry, configure_process
@@ -66,8 +67,14 @@ class Gateway:
             recorder=self._record if records is not None else None,
             records=RecordCodec(Sealer(provider)) if records is not None else None,
         )
+        # spaCy takes seconds to load: off the event loop, once per replica
+        redactor = (
+            await asyncio.to_thread(Redactor, config.redaction.spacy_model)
+            if config.redaction.enabled
+            else None
+        )
         self._running: RunningServer = await start_server(
-            config, tls, boundary, self._telemetry, self._tracing.provider
+            config, tls, boundary, self._telemetry, self._tracing.provider, redactor
         )
 
     async def _transcribe(self, request: TurnRequest) -> Sealed:

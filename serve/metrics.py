@@ -50,6 +50,16 @@ class GatewayMetrics:
             description="Requests this gateway has in flight to a model deployment.",
             tag_keys=("stage",),
         )
+        self._redacted = metrics.Counter(
+            "confide_redacted_entities",
+            description="Entities redacted from finals, by tenant and type (counts only).",
+            tag_keys=("tenant", "entity"),
+        )
+        self._redaction_failures = metrics.Counter(
+            "confide_redaction_failures",
+            description="Hypotheses delivered fully masked because redaction failed.",
+            tag_keys=("tenant",),
+        )
         self._in_flight = {"transcription": 0, "dialogue": 0, "records": 0}
 
     def _tags(self, **labels: str) -> dict[str, str]:
@@ -69,6 +79,12 @@ class GatewayMetrics:
 
     def final_latency(self, tenant: str, seconds: float) -> None:
         self._final_latency.observe(seconds, tags=self._tags(tenant=tenant))
+
+    def redacted(self, tenant: str, counts: dict[str, int], failures: int) -> None:
+        for entity, count in counts.items():
+            self._redacted.inc(count, tags=self._tags(tenant=tenant, entity=entity))
+        if failures:
+            self._redaction_failures.inc(failures, tags=self._tags(tenant=tenant))
 
     def request_started(self, stage: str) -> None:
         self._in_flight[stage] += 1

@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from serve.call_setup import CallSetup
-from serve.core.audio import MODEL_RATE, StreamDecoder
+from serve.core.audio import MODEL_RATE, StreamDecoder, encode
 from serve.core.config import ConfideConfig
 from serve.local_agreement import InterimTracker
 from serve.turns import Turn, TurnSegmenter
@@ -123,3 +125,13 @@ class CallAudio:
     def feed(self, data: bytes) -> list[tuple[ChannelPipeline, ChannelStep]]:
         decoded = self._decoder.decode(data)
         return [(ch, ch.feed(audio)) for ch, audio in zip(self.channels, decoded, strict=True)]
+
+    def skip(self, data: bytes) -> float:
+        """Drop `data` unheard (a PCI pause), keeping the call's clock: the VAD sees as
+        much silence instead, so later turns keep their true offsets. Returns seconds."""
+        encoding = self._decoder.encoding
+        silence = encode(np.zeros(len(data) // encoding.sample_width, np.int16), encoding)
+        frames = self._decoder.frames_decoded
+        for channel, audio in zip(self.channels, self._decoder.decode(silence), strict=True):
+            channel.feed(audio)  # silence ends no turn: the open ones were flushed
+        return (self._decoder.frames_decoded - frames) / self._decoder.sample_rate

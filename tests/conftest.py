@@ -127,3 +127,11 @@ def postgres_tls(test_pki):
     finally:
         server.stop()
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redactor():
+    """The real redaction engine (spaCy and Presidio load once per test session)."""
+    from serve.redaction import Redactor
+
+    return Redactor()

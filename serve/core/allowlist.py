@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from serve.core.config import ENTITY_TYPES
+
 REDACTED = "[redacted]"
 HMAC_PREFIX = "hmac-sha256:"
 
@@ -105,6 +107,10 @@ SPAN_ATTRIBUTES: dict[str, Rule] = {
     "confide.first_delta_ms": NUMBER,
     "confide.interrupted": FLAG,
     "confide.interim": FLAG,
+    "confide.redacted_entities": NUMBER,
+    "confide.redaction_failures": NUMBER,
+    "confide.paused_seconds": NUMBER,
+    "confide.dtmf_events": NUMBER,
     "confide.model": pattern(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
 }
 
@@ -184,6 +190,7 @@ METRIC_LABELS: dict[str, Rule] = {
     "model": SPAN_ATTRIBUTES["confide.model"],
     "operation": enum({"seal", "open"}),
     "error": pattern(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"),
+    "entity": enum(set(ENTITY_TYPES)),
 }
 
 

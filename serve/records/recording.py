@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from confide.v1 import call_pb2 as pb
-from serve.records.model import REPLY, SEGMENT, CallRow, PlainEntry, PlainWrite
+from serve.records.model import RAW_SEGMENT, REPLY, SEGMENT, CallRow, PlainEntry, PlainWrite
 from serve.wire import role_name
 
 
@@ -35,7 +35,8 @@ class CallRecording:
         self._started_at = clock()
         self.counts = CallCounts()
 
-    def segment(self, segment: pb.TranscriptSegment) -> PlainWrite:
+    def segment(self, segment: pb.TranscriptSegment, kind: str = SEGMENT) -> PlainWrite:
+        """A redacted final; or (kind RAW_SEGMENT) the same final as said."""
         content = {
             "channel": segment.channel,
             "role": role_name(segment.role),
@@ -48,8 +49,11 @@ class CallRecording:
                 for w in segment.words
             ],
         }
-        entry = PlainEntry(SEGMENT, segment.channel, segment.turn_index, content)
+        entry = PlainEntry(kind, segment.channel, segment.turn_index, content)
         return self._write((entry,))
+
+    def raw_segment(self, segment: pb.TranscriptSegment) -> PlainWrite:
+        return self.segment(segment, RAW_SEGMENT)
 
     def reply(self, reply: pb.AgentReply) -> PlainWrite:
         self.counts.agent_replies += 1

@@ -152,7 +152,14 @@ def codec(config) -> PayloadCodec:
 
 @contextlib.asynccontextmanager
 async def serving(
-    config, test_pki, codec, transcriber, dialogue=None, client="acme", recorder=None
+    config,
+    test_pki,
+    codec,
+    transcriber,
+    dialogue=None,
+    client="acme",
+    recorder=None,
+    redactor=None,
 ):
     """(the running server, a stub on a channel with `client`'s certificate)"""
     sealer = Sealer(key_provider(config.keys, config.state_path))
@@ -160,8 +167,10 @@ async def serving(
     boundary = PayloadBoundary(
         codec, transcriber=transcriber, dialogue=dialogue, recorder=recorder, records=records
     )
+    if redactor is None:  # these tests are not about redaction
+        config = config.with_overrides(redaction={"enabled": False})
     running: RunningServer = await start_server(
-        config, test_pki.server, boundary, GatewayTelemetry.disabled(HASHER)
+        config, test_pki.server, boundary, GatewayTelemetry.disabled(HASHER), redactor=redactor
     )
     try:
         async with aio_channel(f"localhost:{running.port}", test_pki.clients[client]) as channel:

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63onfide/v1/call.proto\x12\nconfide.v1\"\x99\x01\n\x0b\x41udioFormat\x12+\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x19.confide.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12+\n\x08\x63hannels\x18\x03 \x03(\x0b\x32\x19.confide.v1.ChannelConfig\x12\x15\n\rlanguage_code\x18\x04 \x01(\t\"6\n\rChannelConfig\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x17.confide.v1.SpeakerRole\"\x95\x01\n\nCallConfig\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12&\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.confide.v1.AudioFormat\x12\x17\n\x0finterim_results\x18\x03 \x01(\x08\x12\x15\n\ragent_replies\x18\x04 \x01(\x08\x12\x13\n\x06record\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_record\"\x1a\n\nAudioChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x0b\n\tEndOfCall\"\x97\x01\n\x11StreamCallRequest\x12(\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x16.confide.v1.CallConfigH\x00\x12\'\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x16.confide.v1.AudioChunkH\x00\x12$\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x15.confide.v1.EndOfCallH\x00\x42\t\n\x07request\"Y\n\x08WordInfo\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xe3\x01\n\x11TranscriptSegment\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\x05\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.confide.v1.SpeakerRole\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rstart_seconds\x18\x04 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x05 \x01(\x01\x12#\n\x05words\x18\x06 \x03(\x0b\x32\x14.confide.v1.WordInfo\x12\x10\n\x08is_final\x18\x07 \x01(\x08\x12\x11\n\tstability\x18\x08 \x01(\x02\x12\x12\n\nturn_index\x18\t \x01(\x05\"<\n\tCallError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x10\n\x08\x65rror_id\x18\x03 \x01(\t\"]\n\x0b\x43\x61llSummary\x12\x15\n\raudio_seconds\x18\x01 \x01(\x01\x12\x16\n\x0e\x66inal_segments\x18\x02 \x01(\x05\x12\r\n\x05turns\x18\x03 \x01(\x05\x12\x10\n\x08recorded\x18\x04 \x01(\x08\"d\n\nAgentReply\x12\x12\n\nturn_index\x18\x01 \x01(\x05\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\x12\x10\n\x08is_final\x18\x03 \x01(\x08\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x13\n\x0binterrupted\x18\x05 \x01(\x08\"\xe6\x01\n\x12StreamCallResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x33\n\ntranscript\x18\x02 \x01(\x0b\x32\x1d.confide.v1.TranscriptSegmentH\x00\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.confide.v1.CallErrorH\x00\x12*\n\x07summary\x18\x04 \x01(\x0b\x32\x17.confide.v1.CallSummaryH\x00\x12-\n\x0b\x61gent_reply\x18\x05 \x01(\x0b\x32\x16.confide.v1.AgentReplyH\x00\x42\x07\n\x05\x65vent\"C\n\x0c\x44ialogueTurn\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x17.confide.v1.SpeakerRole\x12\x0c\n\x04text\x18\x02 \x01(\t\"S\n\x0f\x43onverseRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\'\n\x05turns\x18\x02 \x03(\x0b\x32\x18.confide.v1.DialogueTurn\"Z\n\x10\x43onverseResponse\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\x12\x10\n\x08is_final\x18\x03 \x01(\x08\x12\x0c\n\x04text\x18\x04 \x01(\t\"z\n\x11TranscribeRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12&\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.confide.v1.AudioFormat\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x06record\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_record\"\x80\x01\n\x12TranscribeResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12/\n\x08segments\x18\x02 \x03(\x0b\x32\x1d.confide.v1.TranscriptSegment\x12(\n\x07summary\x18\x03 \x01(\x0b\x32\x17.confide.v1.CallSummary*\x7f\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_LINEAR16\x10\x01\x12\x18\n\x14\x41UDIO_ENCODING_MULAW\x10\x02\x12\x17\n\x13\x41UDIO_ENCODING_ALAW\x10\x03*^\n\x0bSpeakerRole\x12\x1c\n\x18SPEAKER_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15SPEAKER_ROLE_CUSTOMER\x10\x01\x12\x16\n\x12SPEAKER_ROLE_AGENT\x10\x02\x32\xf4\x01\n\x0b\x43\x61llService\x12O\n\nStreamCall\x12\x1d.confide.v1.StreamCallRequest\x1a\x1e.confide.v1.StreamCallResponse(\x01\x30\x01\x12K\n\nTranscribe\x12\x1d.confide.v1.TranscribeRequest\x1a\x1e.confide.v1.TranscribeResponse\x12G\n\x08\x43onverse\x12\x1b.confide.v1.ConverseRequest\x1a\x1c.confide.v1.ConverseResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63onfide/v1/call.proto\x12\nconfide.v1\"\x99\x01\n\x0b\x41udioFormat\x12+\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x19.confide.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12+\n\x08\x63hannels\x18\x03 \x03(\x0b\x32\x19.confide.v1.ChannelConfig\x12\x15\n\rlanguage_code\x18\x04 \x01(\t\"6\n\rChannelConfig\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x17.confide.v1.SpeakerRole\"\x95\x01\n\nCallConfig\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12&\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.confide.v1.AudioFormat\x12\x17\n\x0finterim_results\x18\x03 \x01(\x08\x12\x15\n\ragent_replies\x18\x04 \x01(\x08\x12\x13\n\x06record\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_record\"\x1a\n\nAudioChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x0b\n\tEndOfCall\"\x10\n\x0ePauseRecording\"\x11\n\x0fResumeRecording\"\x1a\n\tDtmfEvent\x12\r\n\x05\x64igit\x18\x01 \x01(\t\"\x9a\x02\n\x11StreamCallRequest\x12(\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x16.confide.v1.CallConfigH\x00\x12\'\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x16.confide.v1.AudioChunkH\x00\x12$\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x15.confide.v1.EndOfCallH\x00\x12+\n\x05pause\x18\x04 \x01(\x0b\x32\x1a.confide.v1.PauseRecordingH\x00\x12-\n\x06resume\x18\x05 \x01(\x0b\x32\x1b.confide.v1.ResumeRecordingH\x00\x12%\n\x04\x64tmf\x18\x06 \x01(\x0b\x32\x15.confide.v1.DtmfEventH\x00\x42\t\n\x07request\"Y\n\x08WordInfo\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x03 \x01(\x01\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xe3\x01\n\x11TranscriptSegment\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\x05\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.confide.v1.SpeakerRole\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x15\n\rstart_seconds\x18\x04 \x01(\x01\x12\x13\n\x0b\x65nd_seconds\x18\x05 \x01(\x01\x12#\n\x05words\x18\x06 \x03(\x0b\x32\x14.confide.v1.WordInfo\x12\x10\n\x08is_final\x18\x07 \x01(\x08\x12\x11\n\tstability\x18\x08 \x01(\x02\x12\x12\n\nturn_index\x18\t \x01(\x05\"<\n\tCallError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x10\n\x08\x65rror_id\x18\x03 \x01(\t\"\xa5\x01\n\x0b\x43\x61llSummary\x12\x15\n\raudio_seconds\x18\x01 \x01(\x01\x12\x16\n\x0e\x66inal_segments\x18\x02 \x01(\x05\x12\r\n\x05turns\x18\x03 \x01(\x05\x12\x10\n\x08recorded\x18\x04 \x01(\x08\x12\x16\n\x0epaused_seconds\x18\x05 \x01(\x01\x12\x13\n\x0b\x64tmf_events\x18\x06 \x01(\x05\x12\x19\n\x11redacted_entities\x18\x07 \x01(\x05\"d\n\nAgentReply\x12\x12\n\nturn_index\x18\x01 \x01(\x05\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\x12\x10\n\x08is_final\x18\x03 \x01(\x08\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x13\n\x0binterrupted\x18\x05 \x01(\x08\"\xe6\x01\n\x12StreamCallResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x33\n\ntranscript\x18\x02 \x01(\x0b\x32\x1d.confide.v1.TranscriptSegmentH\x00\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.confide.v1.CallErrorH\x00\x12*\n\x07summary\x18\x04 \x01(\x0b\x32\x17.confide.v1.CallSummaryH\x00\x12-\n\x0b\x61gent_reply\x18\x05 \x01(\x0b\x32\x16.confide.v1.AgentReplyH\x00\x42\x07\n\x05\x65vent\"C\n\x0c\x44ialogueTurn\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x17.confide.v1.SpeakerRole\x12\x0c\n\x04text\x18\x02 \x01(\t\"S\n\x0f\x43onverseRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\'\n\x05turns\x18\x02 \x03(\x0b\x32\x18.confide.v1.DialogueTurn\"Z\n\x10\x43onverseResponse\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\x12\x10\n\x08is_final\x18\x03 \x01(\x08\x12\x0c\n\x04text\x18\x04 \x01(\t\"z\n\x11TranscribeRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12&\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.confide.v1.AudioFormat\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x06record\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_record\"\x80\x01\n\x12TranscribeResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12/\n\x08segments\x18\x02 \x03(\x0b\x32\x1d.confide.v1.TranscriptSegment\x12(\n\x07summary\x18\x03 \x01(\x0b\x32\x17.confide.v1.CallSummary*\x7f\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_LINEAR16\x10\x01\x12\x18\n\x14\x41UDIO_ENCODING_MULAW\x10\x02\x12\x17\n\x13\x41UDIO_ENCODING_ALAW\x10\x03*^\n\x0bSpeakerRole\x12\x1c\n\x18SPEAKER_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15SPEAKER_ROLE_CUSTOMER\x10\x01\x12\x16\n\x12SPEAKER_ROLE_AGENT\x10\x02\x32\xf4\x01\n\x0b\x43\x61llService\x12O\n\nStreamCall\x12\x1d.confide.v1.StreamCallRequest\x1a\x1e.confide.v1.StreamCallResponse(\x01\x30\x01\x12K\n\nTranscribe\x12\x1d.confide.v1.TranscribeRequest\x1a\x1e.confide.v1.TranscribeResponse\x12G\n\x08\x43onverse\x12\x1b.confide.v1.ConverseRequest\x1a\x1c.confide.v1.ConverseResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'confide.v1.call_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOENCODING']._serialized_start=1910
-  _globals['_AUDIOENCODING']._serialized_end=2037
-  _globals['_SPEAKERROLE']._serialized_start=2039
-  _globals['_SPEAKERROLE']._serialized_end=2133
+  _globals['_AUDIOENCODING']._serialized_start=2179
+  _globals['_AUDIOENCODING']._serialized_end=2306
+  _globals['_SPEAKERROLE']._serialized_start=2308
+  _globals['_SPEAKERROLE']._serialized_end=2402
   _globals['_AUDIOFORMAT']._serialized_start=38
   _globals['_AUDIOFORMAT']._serialized_end=191
   _globals['_CHANNELCONFIG']._serialized_start=193
@@ -45,30 +45,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDIOCHUNK']._serialized_end=427
   _globals['_ENDOFCALL']._serialized_start=429
   _globals['_ENDOFCALL']._serialized_end=440
-  _globals['_STREAMCALLREQUEST']._serialized_start=443
-  _globals['_STREAMCALLREQUEST']._serialized_end=594
-  _globals['_WORDINFO']._serialized_start=596
-  _globals['_WORDINFO']._serialized_end=685
-  _globals['_TRANSCRIPTSEGMENT']._serialized_start=688
-  _globals['_TRANSCRIPTSEGMENT']._serialized_end=915
-  _globals['_CALLERROR']._serialized_start=917
-  _globals['_CALLERROR']._serialized_end=977
-  _globals['_CALLSUMMARY']._serialized_start=979
-  _globals['_CALLSUMMARY']._serialized_end=1072
-  _globals['_AGENTREPLY']._serialized_start=1074
-  _globals['_AGENTREPLY']._serialized_end=1174
-  _globals['_STREAMCALLRESPONSE']._serialized_start=1177
-  _globals['_STREAMCALLRESPONSE']._serialized_end=1407
-  _globals['_DIALOGUETURN']._serialized_start=1409
-  _globals['_DIALOGUETURN']._serialized_end=1476
-  _globals['_CONVERSEREQUEST']._serialized_start=1478
-  _globals['_CONVERSEREQUEST']._serialized_end=1561
-  _globals['_CONVERSERESPONSE']._serialized_start=1563
-  _globals['_CONVERSERESPONSE']._serialized_end=1653
-  _globals['_TRANSCRIBEREQUEST']._serialized_start=1655
-  _globals['_TRANSCRIBEREQUEST']._serialized_end=1777
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=1780
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=1908
-  _globals['_CALLSERVICE']._serialized_start=2136
-  _globals['_CALLSERVICE']._serialized_end=2380
+  _globals['_PAUSERECORDING']._serialized_start=442
+  _globals['_PAUSERECORDING']._serialized_end=458
+  _globals['_RESUMERECORDING']._serialized_start=460
+  _globals['_RESUMERECORDING']._serialized_end=477
+  _globals['_DTMFEVENT']._serialized_start=479
+  _globals['_DTMFEVENT']._serialized_end=505
+  _globals['_STREAMCALLREQUEST']._serialized_start=508
+  _globals['_STREAMCALLREQUEST']._serialized_end=790
+  _globals['_WORDINFO']._serialized_start=792
+  _globals['_WORDINFO']._serialized_end=881
+  _globals['_TRANSCRIPTSEGMENT']._serialized_start=884
+  _globals['_TRANSCRIPTSEGMENT']._serialized_end=1111
+  _globals['_CALLERROR']._serialized_start=1113
+  _globals['_CALLERROR']._serialized_end=1173
+  _globals['_CALLSUMMARY']._serialized_start=1176
+  _globals['_CALLSUMMARY']._serialized_end=1341
+  _globals['_AGENTREPLY']._serialized_start=1343
+  _globals['_AGENTREPLY']._serialized_end=1443
+  _globals['_STREAMCALLRESPONSE']._serialized_start=1446
+  _globals['_STREAMCALLRESPONSE']._serialized_end=1676
+  _globals['_DIALOGUETURN']._serialized_start=1678
+  _globals['_DIALOGUETURN']._serialized_end=1745
+  _globals['_CONVERSEREQUEST']._serialized_start=1747
+  _globals['_CONVERSEREQUEST']._serialized_end=1830
+  _globals['_CONVERSERESPONSE']._serialized_start=1832
+  _globals['_CONVERSERESPONSE']._serialized_end=1922
+  _globals['_TRANSCRIBEREQUEST']._serialized_start=1924
+  _globals['_TRANSCRIBEREQUEST']._serialized_end=2046
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=2049
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=2177
+  _globals['_CALLSERVICE']._serialized_start=2405
+  _globals['_CALLSERVICE']._serialized_end=2649
 # @@protoc_insertion_point(module_scope)

@@ -69,15 +69,35 @@ class EndOfCall(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class PauseRecording(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResumeRecording(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DtmfEvent(_message.Message):
+    __slots__ = ("digit",)
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    digit: str
+    def __init__(self, digit: _Optional[str] = ...) -> None: ...
+
 class StreamCallRequest(_message.Message):
-    __slots__ = ("config", "audio", "end")
+    __slots__ = ("config", "audio", "end", "pause", "resume", "dtmf")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    DTMF_FIELD_NUMBER: _ClassVar[int]
     config: CallConfig
     audio: AudioChunk
     end: EndOfCall
-    def __init__(self, config: _Optional[_Union[CallConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., end: _Optional[_Union[EndOfCall, _Mapping]] = ...) -> None: ...
+    pause: PauseRecording
+    resume: ResumeRecording
+    dtmf: DtmfEvent
+    def __init__(self, config: _Optional[_Union[CallConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., end: _Optional[_Union[EndOfCall, _Mapping]] = ..., pause: _Optional[_Union[PauseRecording, _Mapping]] = ..., resume: _Optional[_Union[ResumeRecording, _Mapping]] = ..., dtmf: _Optional[_Union[DtmfEvent, _Mapping]] = ...) -> None: ...
 
 class WordInfo(_message.Message):
     __slots__ = ("word", "start_seconds", "end_seconds", "probability")
@@ -124,16 +144,22 @@ class CallError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., error_id: _Optional[str] = ...) -> None: ...
 
 class CallSummary(_message.Message):
-    __slots__ = ("audio_seconds", "final_segments", "turns", "recorded")
+    __slots__ = ("audio_seconds", "final_segments", "turns", "recorded", "paused_seconds", "dtmf_events", "redacted_entities")
     AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FINAL_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     TURNS_FIELD_NUMBER: _ClassVar[int]
     RECORDED_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DTMF_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_ENTITIES_FIELD_NUMBER: _ClassVar[int]
     audio_seconds: float
     final_segments: int
     turns: int
     recorded: bool
-    def __init__(self, audio_seconds: _Optional[float] = ..., final_segments: _Optional[int] = ..., turns: _Optional[int] = ..., recorded: _Optional[bool] = ...) -> None: ...
+    paused_seconds: float
+    dtmf_events: int
+    redacted_entities: int
+    def __init__(self, audio_seconds: _Optional[float] = ..., final_segments: _Optional[int] = ..., turns: _Optional[int] = ..., recorded: _Optional[bool] = ..., paused_seconds: _Optional[float] = ..., dtmf_events: _Optional[int] = ..., redacted_entities: _Optional[int] = ...) -> None: ...
 
 class AgentReply(_message.Message):
     __slots__ = ("turn_index", "delta", "is_final", "text", "interrupted")

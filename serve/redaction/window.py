@@ -1,0 +1,217 @@
+"""Redaction across one call's turns: the per-channel window and the call's cues.
+
+A caller reads a card number in groups, and the turn detector may cut between them:
+"4539 1488" … "0343 6467". Each turn alone shows 8 harmless digits. So a final whose
+written form ends in an unmasked run of digits is held back, for at most
+`hold_seconds` after the channel's last final, until the channel's next final: both are
+then redacted as one hypothesis, and released in order. Finals of a channel are
+redacted in turn order, whatever order their transcriptions finish in.
+
+The words of the call's latest final (any channel, already redacted) are the cue for
+the next one, so "what are the three digits on the back?" from the agent makes the
+customer's "7 2 1" a security code.
+
+Interims mask every digit besides what the engine finds: their final may still turn
+those digits into a card number, and an interim must never show what the final hides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from serve.redaction.engine import Redaction, Redactor, Tally, failed, unredacted
+from serve.redaction.spoken import normalise
+
+CONTEXT_WORDS = 12
+MAX_HELD_DIGITS = 18
+"""A trailing run this long could still grow into a card number (up to 19 digits)."""
+MIN_HELD_DIGITS = 3
+
+Run = Callable[..., Awaitable[Redaction]]
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A final's place in its channel's order, taken when its turn ends."""
+
+    channel: int
+    after: asyncio.Future | None
+    processed: asyncio.Future
+    released: asyncio.Future
+    words: tuple[str, ...] = ()
+    redaction: Redaction | None = None
+
+
+@dataclass
+class _Channel:
+    last: Ticket | None = None
+    pending: list[Ticket] = field(default_factory=list)
+    context: tuple[str, ...] = ()
+    timer: asyncio.TimerHandle | None = None
+
+
+class CallRedaction:
+    """One call's redaction. `redactor` None: redaction is off (benchmarks only)."""
+
+    def __init__(
+        self,
+        redactor: Redactor | None,
+        entities: frozenset[str],
+        hold_seconds: float,
+        run: Run | None = None,
+    ) -> None:
+        self._redactor = redactor
+        self._entities = entities
+        self._hold = hold_seconds
+        self._run = run or _in_thread
+        self._channels: dict[int, _Channel] = {}
+        self._context: tuple[str, ...] = ()
+        self._closed = False
+        self.tally = Tally()
+
+    @property
+    def enabled(self) -> bool:
+        return self._redactor is not None
+
+    # -- finals ----------------------------------------------------------------------
+
+    def reserve(self, channel: int) -> Ticket:
+        """Take the next place in `channel`'s order (call when the turn ends)."""
+        state = self._channels.setdefault(channel, _Channel())
+        loop = asyncio.get_running_loop()
+        previous = state.last.processed if state.last is not None else None
+        ticket = Ticket(channel, previous, loop.create_future(), loop.create_future())
+        state.last = ticket
+        return ticket
+
+    async def final(self, ticket: Ticket, words: Sequence[str]) -> Redaction:
+        """The final's redaction, once it may be released: at once, or after the
+        channel's next final (or the hold) when it ends in digits. Empty `words` (no
+        text, or a failed turn) keep the channel's order and release nothing."""
+        if ticket.after is not None:
+            await asyncio.shield(ticket.after)
+        state = self._channels[ticket.channel]
+        try:
+            if not words:
+                ticket.released.set_result(unredacted(()))
+            else:
+                await self._place(state, ticket, tuple(words))
+        finally:
+            ticket.processed.set_result(None)
+            if self._closed and state.last is ticket:
+                self._release(state)
+        return await ticket.released
+
+    def close(self) -> None:
+        """No more turns: release what waits for a next final that will not come."""
+        self._closed = True
+        for state in self._channels.values():
+            if state.last is None or state.last.processed.done():
+                self._release(state)
+
+    async def _place(self, state: _Channel, ticket: Ticket, words: tuple[str, ...]) -> None:
+        ticket.words = words
+        group = [*state.pending, ticket]
+        if not state.pending:
+            state.context = self._context
+        combined = [w for t in group for w in t.words]
+        if self._redactor is None:
+            redaction = unredacted(combined)
+        else:
+            try:
+                redaction = await self._run(
+                    self._redactor.redact, combined, self._entities, state.context
+                )
+            except Exception:  # fail closed: the whole hypothesis is masked, and counted
+                redaction = failed(combined)
+        _split(redaction, group)
+        held_from = None if redaction.failed else _dangling_from(redaction)
+        if self._redactor is None or self._hold <= 0 or held_from is None:
+            state.pending = group
+            self._release(state)
+            return
+        released, state.pending = _split_at(group, held_from)
+        for done in released:
+            self._deliver(done)
+        if state.timer is not None:
+            state.timer.cancel()
+        state.timer = asyncio.get_running_loop().call_later(self._hold, self._release, state)
+
+    def _release(self, state: _Channel) -> None:
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        for ticket in state.pending:
+            self._deliver(ticket)
+        state.pending = []
+
+    def _deliver(self, ticket: Ticket) -> None:
+        if ticket.released.done():
+            return
+        assert ticket.redaction is not None
+        self.tally.add(ticket.redaction)
+        self._context = ticket.redaction.masked_words[-CONTEXT_WORDS:]
+        ticket.released.set_result(ticket.redaction)
+
+    # -- interims --------------------------------------------------------------------
+
+    async def interim(self, words: Sequence[str]) -> Redaction:
+        return await self.alone(words, mask_digits=True)
+
+    async def alone(self, words: Sequence[str], mask_digits: bool = False) -> Redaction:
+        """One hypothesis outside the channel order (an interim, a Converse turn)."""
+        if self._redactor is None:
+            return unredacted(words)
+        try:
+            return await self._run(
+                self._redactor.redact, list(words), self._entities, self._context, mask_digits
+            )
+        except Exception:  # fail closed
+            return failed(words)
+
+
+async def _in_thread(function, *args) -> Redaction:
+    return await asyncio.to_thread(function, *args)
+
+
+def _split(redaction: Redaction, group: list[Ticket]) -> None:
+    """Give each ticket its words' part of the group's redaction, keeping what an
+    earlier pass masked (a longer view may only add masks)."""
+    offset = 0
+    for ticket in group:
+        count = len(ticket.words)
+        masks = list(redaction.masks[offset : offset + count])
+        if ticket.redaction is not None:
+            masks = [new or old for new, old in zip(masks, ticket.redaction.masks, strict=True)]
+        findings = tuple(
+            f
+            for f in redaction.findings
+            if f.words.start < offset + count and f.words.stop > offset
+        )
+        ticket.redaction = Redaction(ticket.words, tuple(masks), findings, redaction.failed)
+        offset += count
+
+
+def _dangling_from(redaction: Redaction) -> int | None:
+    """The first word of a trailing run of digits that is not all masked, if any."""
+    norm = normalise(redaction.words)
+    run = re.search(r"(\d+)$", norm.text)
+    if run is None or not MIN_HELD_DIGITS <= len(run.group()) <= MAX_HELD_DIGITS:
+        return None
+    words = norm.words_of(run.start(), run.end())
+    if all(redaction.masks[i] is not None for i in words):
+        return None
+    return words.start
+
+
+def _split_at(group: list[Ticket], word: int) -> tuple[list[Ticket], list[Ticket]]:
+    """Tickets that end before combined word `word`, and the rest."""
+    offset = 0
+    for index, ticket in enumerate(group):
+        if offset + len(ticket.words) > word:
+            return group[:index], group[index:]
+        offset += len(ticket.words)
+    return group, []
