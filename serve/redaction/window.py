@@ -186,11 +186,8 @@ def _split(redaction: Redaction, group: list[Ticket]) -> None:
         masks = list(redaction.masks[offset : offset + count])
         if ticket.redaction is not None:
             masks = [new or old for new, old in zip(masks, ticket.redaction.masks, strict=True)]
-        findings = tuple(
-            f
-            for f in redaction.findings
-            if f.words.start < offset + count and f.words.stop > offset
-        )
+        # counted once, by the ticket where the finding starts
+        findings = tuple(f for f in redaction.findings if offset <= f.words.start < offset + count)
         ticket.redaction = Redaction(ticket.words, tuple(masks), findings, redaction.failed)
         offset += count
 

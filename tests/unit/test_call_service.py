@@ -64,6 +64,7 @@ class Transcriber:
     delay: Callable[[int], float] = lambda n: 0.0
     fail: Callable[[int], BaseException | None] = lambda n: None
     finished: list[int] = field(default_factory=list)
+    text: Callable[[int], str] = lambda n: f"turn {n}"
     started: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -80,7 +81,7 @@ class Transcriber:
             if error is not None:
                 raise error  # an engine failure inside the replica
             self.finished.append(number)
-            return TurnTranscript(f"turn {number}", audio_seconds=len(turn.pcm16) / 32000)
+            return TurnTranscript(self.text(number), audio_seconds=len(turn.pcm16) / 32000)
 
         return await PayloadBoundary(self.codec).serve_turn(request, decode)
 
@@ -676,3 +677,125 @@ def test_a_call_that_asks_not_to_be_recorded_is_not(config, test_pki, codec, mon
 
     assert not run(scenario()).events[-1].summary.recorded
     assert store.calls() == []
+
+
+# -- redaction, PCI pause and DTMF ------------------------------------------------------
+
+CARD_TURNS = ["My card is 4539 1488", "0343 6467. Thanks."]
+
+
+def _card_call(config, test_pki, codec, mono_recording, redactor, recorder=None):
+    transcriber = Transcriber(codec, text=lambda n: CARD_TURNS[n % 2])
+    dialogue = Dialogue(codec)
+
+    async def scenario():
+        async with serving(
+            config, test_pki, codec, transcriber, dialogue, recorder=recorder, redactor=redactor
+        ) as (_running, calls):
+            return await stream_call(
+                calls,
+                speech_then_silence(mono_recording, 2),
+                ["customer"],
+                "card-1",
+                realtime=False,
+                agent_replies=True,
+            )
+
+    return run(scenario()), dialogue
+
+
+def test_a_card_read_over_two_turns_reaches_nobody(
+    config, test_pki, codec, mono_recording, redactor
+):
+    store = open_store(config.records, config.state_path)
+    recorder = Recorder(RecordWriter(store, Spool(config.state_path / "spool", 1 << 20)))
+    result, dialogue = _card_call(config, test_pki, codec, mono_recording, redactor, recorder)
+    texts = [s.text for s in result.finals]
+    assert texts == ["My card is [CARD_NUMBER]", "[CARD_NUMBER]. Thanks."]
+    assert result.events[-1].summary.redacted_entities == 1
+    prompts = " ".join(text for p in dialogue.prompts for _, text in p.turns)
+    assert "[CARD_NUMBER]" in prompts and not any(c.isdigit() for c in prompts)
+    reader = RecordReader(
+        store, RecordCodec(Sealer(key_provider(config.keys, config.state_path))), HASHER
+    )
+    stored = reader.transcript("acme", "card-1", raw=True)
+    assert [s["text"] for s in stored.segments] == texts
+    assert stored.raw_segments == []  # store_raw is off by default
+
+
+def test_a_raw_tenant_sees_raw_text_but_the_model_and_the_record_do_not(
+    config, test_pki, codec, mono_recording, redactor
+):
+    config = config.with_overrides(
+        tenants=[{"name": "acme", "redaction": {"client_text": "raw", "store_raw": True}}]
+    )
+    store = open_store(config.records, config.state_path)
+    recorder = Recorder(RecordWriter(store, Spool(config.state_path / "spool", 1 << 20)))
+    result, dialogue = _card_call(config, test_pki, codec, mono_recording, redactor, recorder)
+    assert [s.text for s in result.finals] == CARD_TURNS
+    prompts = " ".join(text for p in dialogue.prompts for _, text in p.turns)
+    assert not any(c.isdigit() for c in prompts)
+    reader = RecordReader(
+        store, RecordCodec(Sealer(key_provider(config.keys, config.state_path))), HASHER
+    )
+    stored = reader.transcript("acme", "card-1", raw=True)
+    assert [s["text"] for s in stored.segments] == [
+        "My card is [CARD_NUMBER]",
+        "[CARD_NUMBER]. Thanks.",
+    ]
+    assert [s["text"] for s in stored.raw_segments] == CARD_TURNS
+    assert reader.transcript("acme", "card-1").raw_segments == []  # only when asked
+
+
+def test_audio_in_a_pci_pause_is_never_transcribed(config, test_pki, codec, mono_recording):
+    """Three turns of speech; the middle one is sent paused. DTMF digits are counted."""
+    transcriber = Transcriber(codec)
+    speech = speech_then_silence(mono_recording, 1).data
+
+    def requests():
+        yield pb.StreamCallRequest(
+            config=pb.CallConfig(
+                call_id="pause-1", audio=audio_format(mono_recording, ["customer"])
+            )
+        )
+        for part, paused in ((speech, False), (speech, True), (speech, False)):
+            if paused:
+                yield pb.StreamCallRequest(pause=pb.PauseRecording())
+                for digit in "4539":
+                    yield pb.StreamCallRequest(dtmf=pb.DtmfEvent(digit=digit))
+            for start in range(0, len(part), 3200):
+                yield pb.StreamCallRequest(audio=pb.AudioChunk(data=part[start : start + 3200]))
+            if paused:
+                yield pb.StreamCallRequest(resume=pb.ResumeRecording())
+        yield pb.StreamCallRequest(end=pb.EndOfCall())
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (_running, calls):
+            return [event async for event in calls.StreamCall(_aiter(list(requests())))]
+
+    events = run(scenario())
+    segments = finals(events)
+    summary = events[-1].summary
+    assert transcriber.started == 2 and len(segments) == 2
+    seconds = len(speech) / 32000
+    assert summary.paused_seconds == pytest.approx(seconds, abs=0.01)
+    assert summary.dtmf_events == 4
+    # the call's clock kept running through the pause
+    assert segments[1].start_seconds > 2 * seconds - 0.5
+
+
+def test_a_bad_dtmf_digit_is_invalid_argument(config, test_pki, codec, mono_recording):
+    def requests():
+        yield pb.StreamCallRequest(
+            config=pb.CallConfig(call_id="dtmf-1", audio=audio_format(mono_recording, ["customer"]))
+        )
+        yield pb.StreamCallRequest(dtmf=pb.DtmfEvent(digit="4539"))
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec)) as (_running, calls):
+            return [event async for event in calls.StreamCall(_aiter(list(requests())))]
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        run(scenario())
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "4539" not in refused.value.details()

@@ -1,0 +1,206 @@
+"""The redaction engine and its per-call window, with the real spaCy/Presidio models."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from serve.core.config import ENTITY_TYPES, RedactionPolicy
+from serve.redaction import CallRedaction, Redactor
+from serve.redaction.evaluation import evaluate, meets_targets
+
+ALL = frozenset(ENTITY_TYPES)
+CASES = Path(__file__).parents[1] / "redaction" / "cases.jsonl"
+CARD = "4539148803436467"
+
+
+def _digit_runs(text: str) -> list[str]:
+    return re.findall(r"\d(?:[\d\s-]*\d)?", text)
+
+
+def _longest_run(text: str) -> int:
+    return max((len(re.sub(r"\D", "", r)) for r in _digit_runs(text)), default=0)
+
+
+@pytest.mark.parametrize(
+    "text, entity",
+    [
+        ("my card is four five three nine one four eight eight oh three four three six four six seven", "CARD_NUMBER"),
+        ("it's forty five thirty nine fourteen eighty eight oh three forty three sixty four sixty seven", "CARD_NUMBER"),
+        ("Card 4539-1488-0343-6467.", "CARD_NUMBER"),
+        ("the three digits on the back are double seven two", "CARD_SECURITY_CODE"),
+        ("my email is john dot smith at example dot com", "EMAIL_ADDRESS"),
+        ("My social is 123 45 6789.", "US_SSN"),
+    ],
+)  # fmt: skip
+def test_spoken_forms_are_found(redactor, text, entity):
+    redaction = redactor.redact(text.split(), ALL)
+    assert entity in {f.entity for f in redaction.findings}
+    assert _longest_run(redaction.text) < 3
+    assert f"[{entity}]" in redaction.text
+
+
+def test_masking_replaces_words_one_for_one(redactor):
+    words = ["Hi,", "my", "card", "is", "4539", "1488", "0343", "6467."]
+    redaction = redactor.redact(words, ALL)
+    assert len(redaction.masked_words) == len(words)
+    assert redaction.masked_words[:4] == tuple(words[:4])
+    assert redaction.masked_words[4:] == ("[CARD_NUMBER]",) * 3 + ("[CARD_NUMBER].",)
+    assert redaction.text == "Hi, my card is [CARD_NUMBER]."
+
+
+def test_a_card_straight_into_a_phone_number(redactor):
+    words = "card 4539 1488 0343 6467 212 555 0123".split()
+    redaction = redactor.redact(words, ALL)
+    assert redaction.masks[1:5] == ("CARD_NUMBER",) * 4
+    assert redaction.masks[5:] == ("PHONE_NUMBER",) * 3
+
+
+def test_switched_off_types_stay(redactor):
+    words = "Hi, my name is John Smith".split()
+    assert redactor.redact(words, ALL - {"PERSON"}).text == "Hi, my name is John Smith"
+    assert redactor.redact(words, ALL).text == "Hi, my name is [PERSON]"
+
+
+def test_negatives_stay(redactor):
+    for text in ["The total is $45.99, arriving at 10:30.", "I have one or two questions."]:
+        assert redactor.redact(text.split(), ALL).text == text
+
+
+def test_the_evaluation_set_meets_its_targets(redactor):
+    assert sum(1 for _ in CASES.open()) >= 300
+    scores = evaluate(CASES, redactor)
+    assert meets_targets(scores) == []
+    assert all(score.labelled >= 18 for score in scores.values())
+
+
+def test_policy_refuses_unknown_types_and_keeping_security_codes():
+    with pytest.raises(ValidationError):
+        RedactionPolicy(entities=["CARD_NUMBER", "CARD_SECURITY_CODE", "SHOE_SIZE"])
+    with pytest.raises(ValidationError, match="PCI"):
+        RedactionPolicy(entities=["CARD_NUMBER"])
+
+
+# -- the per-call window -----------------------------------------------------------------
+
+
+def _window(redactor, hold=2.0) -> CallRedaction:
+    return CallRedaction(redactor, ALL, hold, run=_inline)
+
+
+async def _inline(function, *args):
+    return function(*args)
+
+
+def test_a_card_read_across_two_turns_is_masked_in_both(redactor):
+    async def call():
+        window = _window(redactor)
+        first, second = window.reserve(0), window.reserve(0)
+        held = asyncio.create_task(window.final(first, "my card is 4539 1488".split()))
+        await asyncio.sleep(0.05)
+        assert not held.done()  # ends in digits: waits for the channel's next final
+        later = await window.final(second, "0343 6467".split())
+        return (await held).text, later.text
+
+    first, second = asyncio.run(call())
+    assert first == "my card is [CARD_NUMBER]"
+    assert second == "[CARD_NUMBER]"
+
+
+def test_a_held_final_is_released_after_the_hold(redactor):
+    async def call():
+        window = _window(redactor, hold=0.2)
+        ticket = window.reserve(0)
+        started = asyncio.get_running_loop().time()
+        result = await window.final(ticket, "my order is 48213".split())
+        return result.text, asyncio.get_running_loop().time() - started
+
+    text, waited = asyncio.run(call())
+    assert text == "my order is 48213"
+    assert 0.15 < waited < 1.0
+
+
+def test_the_last_final_is_released_when_the_call_ends(redactor):
+    async def call():
+        window = _window(redactor, hold=5.0)
+        ticket = window.reserve(0)
+        task = asyncio.create_task(window.final(ticket, "my order is 48213".split()))
+        await asyncio.sleep(0.05)
+        window.close()
+        return await asyncio.wait_for(task, 1.0)
+
+    assert asyncio.run(call()).text == "my order is 48213"
+
+
+def test_finals_of_a_channel_are_redacted_in_turn_order(redactor):
+    """The second turn's transcript arrives first; it still waits for the first."""
+
+    async def call():
+        window = _window(redactor)
+        first, second = window.reserve(0), window.reserve(0)
+        late = asyncio.create_task(window.final(second, "0343 6467".split()))
+        await asyncio.sleep(0.05)
+        assert not late.done()
+        early = await window.final(first, "card 4539 1488".split())
+        return early.text, (await late).text
+
+    assert asyncio.run(call()) == ("card [CARD_NUMBER]", "[CARD_NUMBER]")
+
+
+def test_the_other_channels_question_is_the_cue(redactor):
+    async def call():
+        window = _window(redactor)
+        agent, customer = window.reserve(1), window.reserve(0)
+        await window.final(agent, "What are the three digits on the back?".split())
+        return (await window.final(customer, "Sure, 7 2 1.".split())).text
+
+    assert asyncio.run(call()) == "Sure, [CARD_SECURITY_CODE]."
+
+
+def test_interims_never_show_digits(redactor):
+    redaction = asyncio.run(_window(redactor).interim("my card is 4539 1488".split()))
+    assert redaction.text == "my card is [DIGITS]"
+
+
+def test_an_engine_failure_masks_the_whole_hypothesis():
+    class Broken:
+        def redact(self, *args):
+            raise RuntimeError("model crashed")
+
+    async def call():
+        window = CallRedaction(Broken(), ALL, 1.0, run=_inline)
+        final = await window.final(window.reserve(0), "my card is 4539".split())
+        return final, await window.interim("John Smith".split()), window.tally
+
+    final, interim, tally = asyncio.run(call())
+    assert final.failed and final.text == "[REDACTED]"
+    assert interim.text == "[REDACTED]"
+    assert tally.failures == 1
+
+
+def test_no_network_at_run_time(tmp_path):
+    """Loading the models and redacting an e-mail (tldextract) and a name (spaCy) with
+    every socket connection refused."""
+    script = tmp_path / "offline.py"
+    script.write_text(
+        "import socket\n"
+        "def refuse(*a, **k):\n"
+        "    raise AssertionError('network access at run time')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from serve.core.config import ENTITY_TYPES\n"
+        "from serve.redaction import Redactor\n"
+        "r = Redactor().redact('Hi, I am John Smith, mail me at jo@example.co.uk'.split(),"
+        " frozenset(ENTITY_TYPES))\n"
+        "print(r.text)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "Hi, I am [PERSON], mail me at [EMAIL_ADDRESS]"
