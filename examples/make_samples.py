@@ -100,6 +100,60 @@ def build_two_channel_call() -> None:
     (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+CARD_NUMBER = "4539148803436467"
+"""A test Visa number (Luhn-valid, issued to nobody)."""
+
+
+def _trimmed(pcm: np.ndarray, margin: float = 0.03) -> np.ndarray:
+    """A clip without its leading and trailing silence (the digit prompts carry some)."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 300)
+    pad = int(margin * RATE)
+    return pcm[max(loud[0] - pad, 0) : loud[-1] + pad] if len(loud) else pcm
+
+
+def _spoken_digits(digits: str) -> np.ndarray:
+    gap = np.zeros(int(0.08 * RATE), np.int16)
+    parts = []
+    for digit in digits:
+        parts += [_trimmed(_pcm(ASTERISK / "digits" / f"{digit}.wav")), gap]
+    return np.concatenate(parts)
+
+
+def build_card_call() -> None:
+    """A customer reads a card number in two groups, with a pause between them long
+    enough for the VAD to cut two turns: redaction must still find the whole number."""
+    silence = lambda seconds: np.zeros(int(seconds * RATE), np.int16)  # noqa: E731
+    agent = _pcm(ASTERISK / "vm-enter-num-to-call.wav")
+    lead = _trimmed(_pcm(ASTERISK / "vm-num-i-have.wav"))
+    first = np.concatenate([lead, silence(0.2), _spoken_digits(CARD_NUMBER[:8])])
+    second = _spoken_digits(CARD_NUMBER[8:])
+    turns = [(1, agent), (0, first), (0, second)]
+    gap = int(GAP_SECONDS * RATE)
+    pause = int(1.5 * RATE)  # between the two groups: two turns
+    total = gap + len(agent) + gap + len(first) + pause + len(second) + gap
+    stereo = np.zeros((total, 2), dtype=np.int16)
+    position = gap
+    for channel, pcm in turns:
+        stereo[position : position + len(pcm), channel] = pcm
+        position += len(pcm) + (pause if pcm is first else gap)
+    name = "card_call_mulaw_8k"
+    write_wav(
+        HERE / f"{name}.wav",
+        Recording(Encoding.MULAW, RATE, 2, encode(stereo.reshape(-1), Encoding.MULAW)),
+    )
+    meta = {
+        "description": "Two-channel 8 kHz G.711 mu-law call in which the customer reads a"
+        " test card number in two turns; channel 0 customer, channel 1 agent.",
+        "channels": ["customer", "agent"],
+        "sources": {
+            "agent": "asterisk-core-sounds-en-wav (CC-BY-SA 3.0): vm-enter-num-to-call",
+            "customer": "asterisk-core-sounds-en-wav (CC-BY-SA 3.0): vm-num-i-have, digits/*",
+        },
+        "card_number": CARD_NUMBER,
+    }
+    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def build_mono_call() -> None:
     clip = "sense_and_sensibility_01_austen_64kb-0880"
     rec = read_wav(LIBRIVOX / f"{clip}.wav")
@@ -117,5 +171,6 @@ def build_mono_call() -> None:
 if __name__ == "__main__":
     build_two_channel_call()
     build_mono_call()
+    build_card_call()
     for path in sorted(HERE.glob("*.wav")):
         print(path.name, f"{read_wav(path).seconds:.1f} s")

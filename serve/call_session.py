@@ -122,6 +122,10 @@ class CallSession:
         for channel, step in self._audio.feed(data):
             for final in step.finals:
                 self._submit_final(channel, final)
+            if step.speech_started:
+                self._redaction.speech_started(channel.index)
+            if step.blip:
+                self._redaction.blip(channel.index)
             if step.speech_started and channel.role == pb.SPEAKER_ROLE_CUSTOMER:
                 self._barge_in()
             if step.interim is not None:

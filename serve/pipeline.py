@@ -39,6 +39,8 @@ class ChannelStep:
     finals: list[FinalTurn] = field(default_factory=list)
     speech_started: bool = False
     """Speech began in this chunk (a customer barging in)."""
+    blip: bool = False
+    """Speech that began ended too short to be a turn: no final will follow it."""
     interim: Turn | None = None
     """The growing turn, when an interim transcript is due."""
 
@@ -60,11 +62,12 @@ class ChannelPipeline:
 
     def feed(self, audio) -> ChannelStep:
         step = ChannelStep()
-        speech_starts = self._segmenter.speech_starts
+        speech_starts, blips = self._segmenter.speech_starts, self._segmenter.blips
         started = time.perf_counter_ns()
         turns = self._segmenter.feed(audio)
         self._vad_cpu_ns += time.perf_counter_ns() - started
         step.speech_started = self._segmenter.speech_starts > speech_starts
+        step.blip = self._segmenter.blips > blips
         if step.speech_started and self._speech_started_ns is None:
             self._speech_started_ns = time.time_ns()
         step.finals = [self._final(turn) for turn in turns]

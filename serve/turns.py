@@ -89,6 +89,8 @@ class TurnSegmenter:
         self.turns_ended = 0
         self.speech_starts = 0
         """Times speech began (barge-in detection watches it)."""
+        self.blips = 0
+        """Speech too short to be a turn, dropped (no final follows its start)."""
 
     @property
     def speech_samples(self) -> int:
@@ -140,6 +142,7 @@ class TurnSegmenter:
         speech_start, self._speech_start = self._speech_start, None
         assert speech_start is not None
         if speech_end - speech_start < self._min_speech:
+            self.blips += 1
             return None
         start = max(speech_start - self._pad, self._buffer.start)
         end = min(speech_end + self._pad, self._buffer.end)

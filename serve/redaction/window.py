@@ -2,10 +2,12 @@
 
 A caller reads a card number in groups, and the turn detector may cut between them:
 "4539 1488" … "0343 6467". Each turn alone shows 8 harmless digits. So a final whose
-written form ends in an unmasked run of digits is held back, for at most
-`hold_seconds` after the channel's last final, until the channel's next final: both are
-then redacted as one hypothesis, and released in order. Finals of a channel are
-redacted in turn order, whatever order their transcriptions finish in.
+written form ends in an unmasked run of digits is held back until the channel's next
+final, and both are redacted as one hypothesis and released in order. The hold ends
+without a next final only when the channel stays silent for `hold_seconds` (the caller
+did not go on); while the caller speaks, the held final waits for that turn's final.
+Finals of a channel are redacted in turn order, whatever order their transcriptions
+finish in.
 
 The words of the call's latest final (any channel, already redacted) are the cue for
 the next one, so "what are the three digits on the back?" from the agent makes the
@@ -51,6 +53,8 @@ class _Channel:
     pending: list[Ticket] = field(default_factory=list)
     context: tuple[str, ...] = ()
     timer: asyncio.TimerHandle | None = None
+    speaking: bool = False
+    """A turn is open on the channel: its final will come."""
 
 
 class CallRedaction:
@@ -81,6 +85,8 @@ class CallRedaction:
     def reserve(self, channel: int) -> Ticket:
         """Take the next place in `channel`'s order (call when the turn ends)."""
         state = self._channels.setdefault(channel, _Channel())
+        state.speaking = False
+        self._disarm(state)  # the new final will release or extend what is held
         loop = asyncio.get_running_loop()
         previous = state.last.processed if state.last is not None else None
         ticket = Ticket(channel, previous, loop.create_future(), loop.create_future())
@@ -97,6 +103,7 @@ class CallRedaction:
         try:
             if not words:
                 ticket.released.set_result(unredacted(()))
+                self._arm(state, ticket)
             else:
                 await self._place(state, ticket, tuple(words))
         finally:
@@ -104,6 +111,18 @@ class CallRedaction:
             if self._closed and state.last is ticket:
                 self._release(state)
         return await ticket.released
+
+    def speech_started(self, channel: int) -> None:
+        """The channel's VAD heard speech: a held final waits for the turn's final."""
+        state = self._channels.setdefault(channel, _Channel())
+        state.speaking = True
+        self._disarm(state)
+
+    def blip(self, channel: int) -> None:
+        """The speech that started was too short to be a turn: no final is coming."""
+        state = self._channels.setdefault(channel, _Channel())
+        state.speaking = False
+        self._arm(state)
 
     def close(self) -> None:
         """No more turns: release what waits for a next final that will not come."""
@@ -136,14 +155,27 @@ class CallRedaction:
         released, state.pending = _split_at(group, held_from)
         for done in released:
             self._deliver(done)
-        if state.timer is not None:
-            state.timer.cancel()
-        state.timer = asyncio.get_running_loop().call_later(self._hold, self._release, state)
+        self._arm(state, ticket)
 
-    def _release(self, state: _Channel) -> None:
+    def _arm(self, state: _Channel, current: Ticket | None = None) -> None:
+        """Start the hold's clock, unless a final is on its way (a later turn ended, or
+        one is open): then that final releases what is held."""
+        self._disarm(state)
+        coming = state.speaking or not (
+            state.last is current or state.last is None or state.last.processed.done()
+        )
+        if state.pending and not coming:
+            loop = asyncio.get_running_loop()
+            state.timer = loop.call_later(self._hold, self._release, state)
+
+    @staticmethod
+    def _disarm(state: _Channel) -> None:
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
+
+    def _release(self, state: _Channel) -> None:
+        self._disarm(state)
         for ticket in state.pending:
             self._deliver(ticket)
         state.pending = []

@@ -12,12 +12,16 @@ import pytest
 from pydantic import ValidationError
 
 from serve.core.config import ENTITY_TYPES, RedactionPolicy
-from serve.redaction import CallRedaction, Redactor
+from serve.redaction import CallRedaction
 from serve.redaction.evaluation import evaluate, meets_targets
 
 ALL = frozenset(ENTITY_TYPES)
 CASES = Path(__file__).parents[1] / "redaction" / "cases.jsonl"
 CARD = "4539148803436467"
+
+
+def words(text: str) -> list[str]:
+    return text.split()
 
 
 def _digit_runs(text: str) -> list[str]:
@@ -31,8 +35,10 @@ def _longest_run(text: str) -> int:
 @pytest.mark.parametrize(
     "text, entity",
     [
-        ("my card is four five three nine one four eight eight oh three four three six four six seven", "CARD_NUMBER"),
-        ("it's forty five thirty nine fourteen eighty eight oh three forty three sixty four sixty seven", "CARD_NUMBER"),
+        ("my card is four five three nine one four eight eight oh three four three six four six"
+         " seven", "CARD_NUMBER"),
+        ("it's forty five thirty nine fourteen eighty eight oh three forty three sixty four sixty"
+         " seven", "CARD_NUMBER"),
         ("Card 4539-1488-0343-6467.", "CARD_NUMBER"),
         ("the three digits on the back are double seven two", "CARD_SECURITY_CODE"),
         ("my email is john dot smith at example dot com", "EMAIL_ADDRESS"),
@@ -40,32 +46,31 @@ def _longest_run(text: str) -> int:
     ],
 )  # fmt: skip
 def test_spoken_forms_are_found(redactor, text, entity):
-    redaction = redactor.redact(text.split(), ALL)
+    redaction = redactor.redact(words(text), ALL)
     assert entity in {f.entity for f in redaction.findings}
     assert _longest_run(redaction.text) < 3
     assert f"[{entity}]" in redaction.text
 
 
 def test_masking_replaces_words_one_for_one(redactor):
-    words = ["Hi,", "my", "card", "is", "4539", "1488", "0343", "6467."]
-    redaction = redactor.redact(words, ALL)
-    assert len(redaction.masked_words) == len(words)
-    assert redaction.masked_words[:4] == tuple(words[:4])
+    said = ["Hi,", "my", "card", "is", "4539", "1488", "0343", "6467."]
+    redaction = redactor.redact(said, ALL)
+    assert len(redaction.masked_words) == len(said)
+    assert redaction.masked_words[:4] == tuple(said[:4])
     assert redaction.masked_words[4:] == ("[CARD_NUMBER]",) * 3 + ("[CARD_NUMBER].",)
     assert redaction.text == "Hi, my card is [CARD_NUMBER]."
 
 
 def test_a_card_straight_into_a_phone_number(redactor):
-    words = "card 4539 1488 0343 6467 212 555 0123".split()
-    redaction = redactor.redact(words, ALL)
+    redaction = redactor.redact(words("card 4539 1488 0343 6467 212 555 0123"), ALL)
     assert redaction.masks[1:5] == ("CARD_NUMBER",) * 4
     assert redaction.masks[5:] == ("PHONE_NUMBER",) * 3
 
 
 def test_switched_off_types_stay(redactor):
-    words = "Hi, my name is John Smith".split()
-    assert redactor.redact(words, ALL - {"PERSON"}).text == "Hi, my name is John Smith"
-    assert redactor.redact(words, ALL).text == "Hi, my name is [PERSON]"
+    said = words("Hi, my name is John Smith")
+    assert redactor.redact(said, ALL - {"PERSON"}).text == "Hi, my name is John Smith"
+    assert redactor.redact(said, ALL).text == "Hi, my name is [PERSON]"
 
 
 def test_negatives_stay(redactor):
@@ -102,10 +107,10 @@ def test_a_card_read_across_two_turns_is_masked_in_both(redactor):
     async def call():
         window = _window(redactor)
         first, second = window.reserve(0), window.reserve(0)
-        held = asyncio.create_task(window.final(first, "my card is 4539 1488".split()))
+        held = asyncio.create_task(window.final(first, words("my card is 4539 1488")))
         await asyncio.sleep(0.05)
         assert not held.done()  # ends in digits: waits for the channel's next final
-        later = await window.final(second, "0343 6467".split())
+        later = await window.final(second, words("0343 6467"))
         return (await held).text, later.text
 
     first, second = asyncio.run(call())
@@ -118,7 +123,7 @@ def test_a_held_final_is_released_after_the_hold(redactor):
         window = _window(redactor, hold=0.2)
         ticket = window.reserve(0)
         started = asyncio.get_running_loop().time()
-        result = await window.final(ticket, "my order is 48213".split())
+        result = await window.final(ticket, words("my order is 48213"))
         return result.text, asyncio.get_running_loop().time() - started
 
     text, waited = asyncio.run(call())
@@ -130,7 +135,7 @@ def test_the_last_final_is_released_when_the_call_ends(redactor):
     async def call():
         window = _window(redactor, hold=5.0)
         ticket = window.reserve(0)
-        task = asyncio.create_task(window.final(ticket, "my order is 48213".split()))
+        task = asyncio.create_task(window.final(ticket, words("my order is 48213")))
         await asyncio.sleep(0.05)
         window.close()
         return await asyncio.wait_for(task, 1.0)
@@ -144,10 +149,10 @@ def test_finals_of_a_channel_are_redacted_in_turn_order(redactor):
     async def call():
         window = _window(redactor)
         first, second = window.reserve(0), window.reserve(0)
-        late = asyncio.create_task(window.final(second, "0343 6467".split()))
+        late = asyncio.create_task(window.final(second, words("0343 6467")))
         await asyncio.sleep(0.05)
         assert not late.done()
-        early = await window.final(first, "card 4539 1488".split())
+        early = await window.final(first, words("card 4539 1488"))
         return early.text, (await late).text
 
     assert asyncio.run(call()) == ("card [CARD_NUMBER]", "[CARD_NUMBER]")
@@ -157,14 +162,14 @@ def test_the_other_channels_question_is_the_cue(redactor):
     async def call():
         window = _window(redactor)
         agent, customer = window.reserve(1), window.reserve(0)
-        await window.final(agent, "What are the three digits on the back?".split())
-        return (await window.final(customer, "Sure, 7 2 1.".split())).text
+        await window.final(agent, words("What are the three digits on the back?"))
+        return (await window.final(customer, words("Sure, 7 2 1."))).text
 
     assert asyncio.run(call()) == "Sure, [CARD_SECURITY_CODE]."
 
 
 def test_interims_never_show_digits(redactor):
-    redaction = asyncio.run(_window(redactor).interim("my card is 4539 1488".split()))
+    redaction = asyncio.run(_window(redactor).interim(words("my card is 4539 1488")))
     assert redaction.text == "my card is [DIGITS]"
 
 
@@ -175,8 +180,8 @@ def test_an_engine_failure_masks_the_whole_hypothesis():
 
     async def call():
         window = CallRedaction(Broken(), ALL, 1.0, run=_inline)
-        final = await window.final(window.reserve(0), "my card is 4539".split())
-        return final, await window.interim("John Smith".split()), window.tally
+        final = await window.final(window.reserve(0), words("my card is 4539"))
+        return final, await window.interim(words("John Smith")), window.tally
 
     final, interim, tally = asyncio.run(call())
     assert final.failed and final.text == "[REDACTED]"
@@ -204,3 +209,34 @@ def test_no_network_at_run_time(tmp_path):
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "Hi, I am [PERSON], mail me at [EMAIL_ADDRESS]"
+
+
+def test_a_held_final_waits_while_the_caller_speaks_on(redactor):
+    """The next group takes longer to say than the hold: speech on the channel keeps
+    the first group held until the turn's final arrives. A blip re-arms the clock."""
+
+    async def call():
+        window = _window(redactor, hold=0.2)
+        first = window.reserve(0)
+        held = asyncio.create_task(window.final(first, words("my card is 4539 1488")))
+        await asyncio.sleep(0.05)
+        window.speech_started(0)
+        await asyncio.sleep(0.4)  # twice the hold
+        assert not held.done()
+        second = window.reserve(0)
+        later = await window.final(second, words("0343 6467"))
+        return (await held).text, later.text
+
+    assert asyncio.run(call()) == ("my card is [CARD_NUMBER]", "[CARD_NUMBER]")
+
+    async def blip():
+        window = _window(redactor, hold=0.2)
+        held = asyncio.create_task(window.final(window.reserve(0), words("order 48213")))
+        await asyncio.sleep(0.05)
+        window.speech_started(0)
+        await asyncio.sleep(0.3)
+        assert not held.done()
+        window.blip(0)
+        return await asyncio.wait_for(held, 1.0)
+
+    assert asyncio.run(blip()).text == "order 48213"
