@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -681,11 +682,16 @@ def test_a_call_that_asks_not_to_be_recorded_is_not(config, test_pki, codec, mon
 
 # -- redaction, PCI pause and DTMF ------------------------------------------------------
 
-CARD_TURNS = ["My card is 4539 1488", "0343 6467. Thanks."]
+CARD_TURNS = ["My card is 4539 1488", "0343 6467. Thanks.", "The security code is 7 2 1."]
+REDACTED_TURNS = [
+    "My card is [CARD_NUMBER]",
+    "[CARD_NUMBER]. Thanks.",
+    "The security code is [CARD_SECURITY_CODE].",
+]
 
 
 def _card_call(config, test_pki, codec, mono_recording, redactor, recorder=None):
-    transcriber = Transcriber(codec, text=lambda n: CARD_TURNS[n % 2])
+    transcriber = Transcriber(codec, text=lambda n: CARD_TURNS[n % 3])
     dialogue = Dialogue(codec)
 
     async def scenario():
@@ -694,7 +700,7 @@ def _card_call(config, test_pki, codec, mono_recording, redactor, recorder=None)
         ) as (_running, calls):
             return await stream_call(
                 calls,
-                speech_then_silence(mono_recording, 2),
+                speech_then_silence(mono_recording, 3),
                 ["customer"],
                 "card-1",
                 realtime=False,
@@ -711,8 +717,8 @@ def test_a_card_read_over_two_turns_reaches_nobody(
     recorder = Recorder(RecordWriter(store, Spool(config.state_path / "spool", 1 << 20)))
     result, dialogue = _card_call(config, test_pki, codec, mono_recording, redactor, recorder)
     texts = [s.text for s in result.finals]
-    assert texts == ["My card is [CARD_NUMBER]", "[CARD_NUMBER]. Thanks."]
-    assert result.events[-1].summary.redacted_entities == 1
+    assert texts == REDACTED_TURNS
+    assert result.events[-1].summary.redacted_entities == 2
     prompts = " ".join(text for p in dialogue.prompts for _, text in p.turns)
     assert "[CARD_NUMBER]" in prompts and not any(c.isdigit() for c in prompts)
     reader = RecordReader(
@@ -739,11 +745,10 @@ def test_a_raw_tenant_sees_raw_text_but_the_model_and_the_record_do_not(
         store, RecordCodec(Sealer(key_provider(config.keys, config.state_path))), HASHER
     )
     stored = reader.transcript("acme", "card-1", raw=True)
-    assert [s["text"] for s in stored.segments] == [
-        "My card is [CARD_NUMBER]",
-        "[CARD_NUMBER]. Thanks.",
-    ]
-    assert [s["text"] for s in stored.raw_segments] == CARD_TURNS
+    assert [s["text"] for s in stored.segments] == REDACTED_TURNS
+    # raw text is stored as said, except the security code (PCI DSS 3.3.1.2)
+    assert [s["text"] for s in stored.raw_segments] == [*CARD_TURNS[:2], REDACTED_TURNS[2]]
+    assert "7 2 1" not in json.dumps(stored.raw_segments + stored.segments)
     assert reader.transcript("acme", "card-1").raw_segments == []  # only when asked
 
 
