@@ -15,6 +15,8 @@ from serve.core.config import ConfideConfig, documented_defaults, load_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SAMPLE_CALL = EXAMPLES / "two_channel_mulaw_8k.wav"
+CARD_CALL = EXAMPLES / "card_call_mulaw_8k.wav"
+REDACTION_CASES = EXAMPLES.parent / "tests" / "redaction" / "cases.jsonl"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,8 +77,25 @@ def _parser() -> argparse.ArgumentParser:
         command = records_commands.add_parser(action, help=text)
         command.add_argument("call_id")
         command.add_argument("--tenant", required=True)
+        if action == "show":
+            command.add_argument(
+                "--raw",
+                action="store_true",
+                help="also the raw finals, where the tenant stores them",
+            )
     purge = records_commands.add_parser("purge", help="apply retention now (the cluster also does)")
     purge.add_argument("--dry-run", action="store_true", help="show what would go, and why")
+
+    redaction = commands.add_parser("redaction", help="card numbers and personal data")
+    redaction_commands = redaction.add_subparsers(dest="redaction_command", required=True)
+    evaluate = redaction_commands.add_parser(
+        "eval", help="precision and recall per entity type on a labelled set"
+    )
+    evaluate.add_argument("--cases", type=Path, default=REDACTION_CASES, help="JSON lines")
+    evaluate.add_argument("--show-errors", action="store_true", help="print missed and spurious")
+    redact = redaction_commands.add_parser("text", help="redact one line of text, as a final")
+    redact.add_argument("text")
+    redact.add_argument("--tenant", default=None, help="whose policy (default: the first)")
 
     models = commands.add_parser("models", help="the private dialogue model")
     models_commands = models.add_subparsers(dest="models_command", required=True)
@@ -139,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": _models,
         "keys": _keys,
         "records": _records,
+        "redaction": _redaction,
         "config": _config,
         "telemetry": _telemetry,
         "serve-config": _serve_config,
@@ -206,7 +226,7 @@ def _records(config: ConfideConfig, args: argparse.Namespace) -> int:
                 _print_call_row(row, call_id)
             print(f"{len(rows)} calls")
         elif args.records_command == "show":
-            _print_transcript(reader.transcript(args.tenant, args.call_id))
+            _print_transcript(reader.transcript(args.tenant, args.call_id, args.raw))
         else:
             reader.set_hold(args.tenant, args.call_id, args.records_command == "hold")
             state = "on legal hold" if args.records_command == "hold" else "released"
@@ -251,8 +271,54 @@ def _print_transcript(transcript) -> None:
         if reply is not None:
             cut = " (interrupted)" if reply["interrupted"] else ""
             print(f"  {'':7}  AI agent  {reply['text']}{cut}")
+    if transcript.raw_segments:
+        print("  raw finals (stored under purpose transcript.raw):")
+        for segment in transcript.raw_segments:
+            print(f"  {segment['start_seconds']:7.2f}s {segment['role']:9} {segment['text']}")
     if transcript.unreadable:
         print(f"  ({transcript.unreadable} records did not open)")
+
+
+def _redaction(config: ConfideConfig, args: argparse.Namespace) -> int:
+    from serve.redaction import RedactionError, Redactor
+
+    try:
+        redactor = Redactor(config.redaction.spacy_model)
+    except RedactionError as error:
+        print(f"confide redaction: {error}", file=sys.stderr)
+        return 1
+    if args.redaction_command == "text":
+        try:
+            tenant = config.tenant(args.tenant or config.tenants[0].name)
+        except KeyError as error:
+            print(f"confide redaction: {error.args[0]}", file=sys.stderr)
+            return 1
+        redaction = redactor.redact(args.text.split(), frozenset(tenant.redaction.entities))
+        print(redaction.text)
+        return 0
+    from serve.redaction.evaluation import evaluate, meets_targets, table
+
+    if not args.cases.is_file():
+        print(f"confide redaction: no labelled cases at {args.cases}", file=sys.stderr)
+        return 1
+    try:
+        scores = evaluate(args.cases, redactor)
+    except (ValueError, KeyError) as error:
+        print(f"confide redaction: {args.cases} is not a labelled set: {error}", file=sys.stderr)
+        return 1
+    for line in table(scores):
+        print(line)
+    if args.show_errors:
+        for entity, score in scores.items():
+            for text in score.missed:
+                print(f"missed   {entity:20} {text}")
+            for text in score.spurious:
+                print(f"spurious {entity:20} {text}")
+    misses = meets_targets(scores)
+    cases = sum(1 for _ in args.cases.open())
+    print(f"{cases} cases; targets: recall >= 0.99 (cards, security codes, SSNs), >= 0.95")
+    print(f"(others), precision >= 0.95: {'met' if not misses else 'missed: ' + ', '.join(misses)}")
+    return 0 if not misses else 1
 
 
 def _models(config: ConfideConfig, args: argparse.Namespace) -> int:

@@ -248,11 +248,17 @@ def phone_numbers(norm: Normalised) -> list[Span]:
 
 def _phones_in_long_runs(norm: Normalised) -> list[Span]:
     """A valid number that starts at a word inside a longer run ("4539 … 6467 212 555
-    0123" is one run once normalised; the matcher only sees whole runs)."""
+    0123" is one run once normalised; the matcher only sees whole runs), where the run
+    also holds a card or follows a phone cue."""
     found = []
     for run in _runs(norm.text):
         if len(run.group()) <= 11:
             continue
+        if not (
+            _cue(norm.text, run.start(), _PHONE_CUE, words=8)
+            or any(_card_spans(norm, run.start(), run.group()))
+        ):
+            continue  # a long reference number, not a card and a phone said together
         for begin in _boundaries(norm, run.start() + 1, run.end()):
             for length in (11, 10):
                 digits = norm.text[begin : begin + length]

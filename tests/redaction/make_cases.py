@@ -478,6 +478,45 @@ def person_cases() -> list[dict]:
     return out
 
 
+# Written one by one, as ASR output of things callers say, not from the templates above.
+HAND_WRITTEN = [
+    ("The card number is 4539 1488 0343 6468.", ("CARD_NUMBER", "4539 1488 0343 6468")),
+    ("card number four five three nine, one four eight eight, zero three four three, six four"
+     " six seven", ("CARD_NUMBER", "four five three nine, one four eight eight, zero three four"
+                    " three, six four six seven")),
+    ("The expiry date is twelve twenty six.", ("CARD_EXPIRY", "twelve twenty six")),
+    ("CVV, it's 4 1 7.", ("CARD_SECURITY_CODE", "4 1 7")),
+    ("The security code is on the back, it's 3 8 9.", ("CARD_SECURITY_CODE", "3 8 9")),
+    ("I was born on the 4th of July, 1976.", ("DATE_OF_BIRTH", "the 4th of July, 1976")),
+    ("You can email me at priya underscore patel at outlook dot com.",
+     ("EMAIL_ADDRESS", "priya underscore patel at outlook dot com")),
+    ("My phone is 617 555 0199, call after 5.", ("PHONE_NUMBER", "617 555 0199")),
+    ("Social is 078-05-1120.", ("US_SSN", "078-05-1120")),
+    ("My account with you is 88213344.", ("BANK_ACCOUNT", "88213344")),
+    ("My zip is nine oh two one oh.", ("ZIP_CODE", "nine oh two one oh")),
+    ("Pin is one two three four.", ("PIN", "one two three four")),
+    ("The last four of my social are 6789.", ("US_SSN", "6789")),
+    ("Can I speak to Sarah Miller, please?", ("PERSON", "Sarah Miller")),
+    ("My husband Robert Chen called yesterday.", ("PERSON", "Robert Chen")),
+    ("Hi, this is Ahmed from billing.", ("PERSON", "Ahmed")),
+    ("my name is maria garcia", ("PERSON", "maria garcia")),
+    ("It's a Visa. 4 5 3 9. 1 4 8 8. 0 3 4 3. 6 4 6 7.",
+     ("CARD_NUMBER", "4 5 3 9. 1 4 8 8. 0 3 4 3. 6 4 6 7")),
+    ("Routing is 0 2 1 0 0 0 0 2 1 and the account is 55 12 98 33 01.",
+     ("ROUTING_NUMBER", "0 2 1 0 0 0 0 2 1"), ("BANK_ACCOUNT", "55 12 98 33 01")),
+    ("Ship to 221 Baker Street, apartment 2B.",
+     ("STREET_ADDRESS", "221 Baker Street, apartment 2B")),
+    ("My password is Sunflower 77!", ("PASSWORD", "Sunflower 77")),
+    ("Date of birth oh three slash fifteen slash eighty two.",
+     ("DATE_OF_BIRTH", "oh three slash fifteen slash eighty two")),
+    ("My Visa ends in 6467.",),
+    ("The reference is 1234 5678 9012 3456.",),
+    ("Order number 4539 1488, please check it.",),
+    ("I've been waiting 45 minutes.",),
+    ("Call me at 3, I'm in meetings until then.",),
+    ("The last four digits are on my statement.",),
+]  # fmt: skip
+
 NEGATIVES = [
     "My order number is 48213.",
     "It should arrive in 3 to 5 business days.",
@@ -555,6 +594,7 @@ def main() -> None:
         + address_cases()
         + pin_password_cases()
         + person_cases()
+        + [case(text, *labels) for text, *labels in HAND_WRITTEN]
         + [case(text) for text in NEGATIVES]
     )
     CASES.write_text("".join(json.dumps(c) + "\n" for c in cases))
