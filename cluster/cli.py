@@ -409,7 +409,24 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
                 _print_call_trace(receiver)
             if status == 0 and config.records.enabled:
                 _print_stored_call(config, args.tenant or config.tenants[0].name, call_id)
+            if status == 0 and args.file == SAMPLE_CALL and config.redaction.enabled:
+                status = _demo_card_call(config, args, f"localhost:{port}")
             print("\nStopping the cluster.")
+    return status
+
+
+def _demo_card_call(config: ConfideConfig, args: argparse.Namespace, target: str) -> int:
+    """A second, short call: the customer reads a card number in two turns; the gateway
+    redacts it before the client, the record, the model or telemetry see it."""
+    print(
+        f"\nA second call ({CARD_CALL.name}): the customer reads a test card number in two"
+        " turns. The gateway redacts every hypothesis before it goes anywhere:\n"
+    )
+    card_args = argparse.Namespace(**{**vars(args), "file": CARD_CALL, "no_agent": True})
+    call_id = f"demo-card-{uuid.uuid4().hex[:8]}"
+    status = asyncio.run(_stream_and_print(config, card_args, target, call_id))
+    if status == 0 and config.records.enabled:
+        _print_stored_call(config, args.tenant or config.tenants[0].name, call_id)
     return status
 
 
@@ -488,9 +505,14 @@ async def _stream_and_print(
             print(f"[{sent_seconds:6.2f}s] error {event.error.code}: {event.error.message}")
         elif kind == "summary":
             s = event.summary
+            extras = [f"{s.redacted_entities} entities redacted"] if s.redacted_entities else []
+            if s.paused_seconds:
+                extras.append(f"{s.paused_seconds:.1f} s paused (PCI)")
+            if s.recorded:
+                extras.append("recorded (sealed)")
             print(
                 f"\nsummary: {s.audio_seconds:.1f} s of audio, {s.turns} turns, "
-                f"{s.final_segments} final segments" + (", recorded (sealed)" if s.recorded else "")
+                f"{s.final_segments} final segments" + "".join(f", {x}" for x in extras)
             )
 
     async with aio_channel(target, tls) as channel:

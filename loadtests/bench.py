@@ -2,7 +2,7 @@
 calls over mutual TLS, and a table of what it sustained.
 
     python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim]
-                              [--agent] [--compare sealing|tracing|records]
+                              [--agent] [--compare sealing|tracing|records|redaction]
 
 Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
 factor (decode seconds per audio second), calls completed and refused, CPU (percent of
@@ -60,6 +60,10 @@ COMPARISONS = {
     "records": (
         Variant("recorded", {"records": {"enabled": True}}),
         Variant("unrecorded", {"records": {"enabled": False}}),
+    ),
+    "redaction": (
+        Variant("redacted", {"redaction": {"enabled": True}}),
+        Variant("unredacted", {"redaction": {"enabled": False}}),
     ),
 }
 
@@ -446,6 +450,36 @@ def print_sealing_cost() -> None:
             print(f"  {label:20} {seconds * 1e6:9.1f} us each  {size / seconds / 2**20:9.1f} MiB/s")
 
 
+REDACTION_SAMPLES = (
+    "Please hold while we try to connect you.",
+    "Hi, my name is Maria Garcia and I'm calling about my bill from last month.",
+    "My card number is 4539 1488 0343 6467 and the security code is 1 2 3.",
+    "I have two questions about the delivery, it was supposed to arrive on Tuesday.",
+)
+
+
+def print_redaction_cost(repeats: int = 200) -> None:
+    """The engine alone, in this process: milliseconds per hypothesis (what each final
+    and interim costs the gateway's CPU, off its event loop)."""
+    from serve.core.config import ENTITY_TYPES
+    from serve.redaction import Redactor
+
+    redactor = Redactor()
+    entities = frozenset(ENTITY_TYPES)
+    print("\nredaction engine, one hypothesis at a time (this process, one thread):")
+    for text in REDACTION_SAMPLES:
+        words = text.split()
+        redactor.redact(words, entities)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            redactor.redact(words, entities)
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
+        print(f"  {len(words):3} words  p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", default="1,4,8,16", help="concurrent calls per level")
@@ -460,8 +494,8 @@ def main() -> int:
     parser.add_argument(
         "--compare",
         choices=sorted(COMPARISONS),
-        help="run every level with payload sealing, tracing or call records on and off; "
-        "report the ratio",
+        help="run every level with payload sealing, tracing, call records or redaction on "
+        "and off; report the ratio",
     )
     parser.add_argument(
         "--baseline-first",
@@ -499,6 +533,8 @@ def main() -> int:
         print_ratio(rows, measured.name, baseline.name, args.p95_target_ms)
     if args.compare == "sealing":
         print_sealing_cost()
+    if args.compare == "redaction":
+        print_redaction_cost()
     print(f"\nwrote {out / 'summary.csv'} and {out / 'latency.png'}")
     return 0
 
