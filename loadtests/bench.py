@@ -351,18 +351,41 @@ def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[
     """Every level against one embedded cluster."""
     with contextlib.ExitStack() as stack:
         overrides = dict(variant.overrides)
-        if variant.name == "traced":
+        # Redaction is compared with both clusters traced (OTLP/HTTP, no measurable cost
+        # here): its spans time each final's redaction in the gateway exactly.
+        traced = variant.name == "traced" or args.compare == "redaction"
+        if traced:
             receiver = stack.enter_context(TraceReceiver())
-            http = args.otlp == "http"
+            http = args.otlp == "http" or args.compare == "redaction"
             overrides["telemetry"] = {
-                "traces": f"otlp-{args.otlp}",
+                "traces": "otlp-http" if http else "otlp-grpc",
                 "otlp_endpoint": receiver.http_endpoint if http else receiver.endpoint,
                 "otlp_insecure": True,
             }
         rows = _run_levels(base, overrides, variant.name, args, out)
-        if variant.name == "traced":
+        if traced:
             print(f"  spans received by the OTLP receiver: {len(receiver.spans)}")
+        if variant.name == "redacted":
+            print_redaction_spans(receiver.spans)
         return rows
+
+
+def print_redaction_spans(spans) -> None:
+    """Each final's redaction as the gateway timed it (finals not held for a next one):
+    the latency redaction adds to a final, under the benchmark's load."""
+    times = sorted(
+        s.duration_ms
+        for s in spans
+        if s.name == "confide.redact" and not s.attributes.get("confide.held")
+    )
+    if not times:
+        print("  no confide.redact spans arrived")
+        return
+    p50, p95 = times[len(times) // 2], times[min(int(len(times) * 0.95), len(times) - 1)]
+    print(
+        f"  redaction added per final (confide.redact spans, {len(times)} finals, all levels): "
+        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {times[-1]:.1f} ms"
+    )
 
 
 def _run_levels(base: ConfideConfig, overrides: dict, variant: str, args, out: Path) -> list[Row]:

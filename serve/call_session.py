@@ -310,7 +310,7 @@ class CallSession:
         except ConfideError as error:
             await self._redaction.final(ticket, ())  # keeps the channel's order
             return (error,)
-        redaction = await self._redaction.final(ticket, _words(result))
+        redaction = await self._redacted(channel, turn, ticket, result)
         if not result.text:
             return ()
         self.final_segments += 1
@@ -328,6 +328,26 @@ class CallSession:
             segment = self._segment(channel, turn, result, is_final=True, stability=1.0)
         self._telemetry.metrics.final_latency(self._tenant, time.perf_counter() - ended_at)
         return (segment,) if failure is None else (segment, failure)
+
+    async def _redacted(
+        self, channel: ChannelPipeline, turn: Turn, ticket: Ticket, result: TurnTranscript
+    ) -> Redaction:
+        """The final's redaction, in a span that times it: the engine, and the wait when
+        the final ends in digits and is held for the channel's next one."""
+        with self._telemetry.tracer.start_as_current_span(
+            "confide.redact",
+            record_exception=False,
+            attributes={"confide.channel": channel.index, "confide.turn_index": turn.index},
+        ) as span:
+            redaction = await self._redaction.final(ticket, _words(result))
+            span.set_attributes(
+                {
+                    "confide.redacted_entities": len(redaction.findings),
+                    "confide.redaction_failures": int(redaction.failed),
+                    "confide.held": ticket.held,
+                }
+            )
+            return redaction
 
     async def _interim(self, channel: ChannelPipeline, turn: Turn) -> tuple[Event, ...]:
         try:

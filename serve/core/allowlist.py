@@ -109,6 +109,7 @@ SPAN_ATTRIBUTES: dict[str, Rule] = {
     "confide.interim": FLAG,
     "confide.redacted_entities": NUMBER,
     "confide.redaction_failures": NUMBER,
+    "confide.held": FLAG,
     "confide.paused_seconds": NUMBER,
     "confide.dtmf_events": NUMBER,
     "confide.model": pattern(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
@@ -134,6 +135,7 @@ SPAN_NAMES = frozenset(
         "confide.vad",
         "confide.transcribe",
         "confide.transcriber.decode",
+        "confide.redact",
         "confide.reply",
         "confide.dialogue.generate",
     }

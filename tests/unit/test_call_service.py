@@ -752,6 +752,22 @@ def test_a_raw_tenant_sees_raw_text_but_the_model_and_the_record_do_not(
     assert reader.transcript("acme", "card-1").raw_segments == []  # only when asked
 
 
+def _opening(call_id: str, recording: Recording) -> pb.StreamCallRequest:
+    return pb.StreamCallRequest(
+        config=pb.CallConfig(call_id=call_id, audio=audio_format(recording, ["customer"]))
+    )
+
+
+def _raw_call(config, test_pki, codec, transcriber, requests) -> list[pb.StreamCallResponse]:
+    """Send exactly `requests` (pause, resume and DTMF among them); every event back."""
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (_running, calls):
+            return [event async for event in calls.StreamCall(_aiter(list(requests)))]
+
+    return run(scenario())
+
+
 def test_audio_in_a_pci_pause_is_never_transcribed(config, test_pki, codec, mono_recording):
     """Three turns of speech; the middle one is sent paused. DTMF digits are counted."""
     transcriber = Transcriber(codec)
@@ -774,11 +790,7 @@ def test_audio_in_a_pci_pause_is_never_transcribed(config, test_pki, codec, mono
                 yield pb.StreamCallRequest(resume=pb.ResumeRecording())
         yield pb.StreamCallRequest(end=pb.EndOfCall())
 
-    async def scenario():
-        async with serving(config, test_pki, codec, transcriber) as (_running, calls):
-            return [event async for event in calls.StreamCall(_aiter(list(requests())))]
-
-    events = run(scenario())
+    events = _raw_call(config, test_pki, codec, transcriber, requests())
     segments = finals(events)
     summary = events[-1].summary
     assert transcriber.started == 2 and len(segments) == 2
@@ -790,17 +802,44 @@ def test_audio_in_a_pci_pause_is_never_transcribed(config, test_pki, codec, mono
 
 
 def test_a_bad_dtmf_digit_is_invalid_argument(config, test_pki, codec, mono_recording):
-    def requests():
-        yield pb.StreamCallRequest(
-            config=pb.CallConfig(call_id="dtmf-1", audio=audio_format(mono_recording, ["customer"]))
-        )
-        yield pb.StreamCallRequest(dtmf=pb.DtmfEvent(digit="4539"))
-
-    async def scenario():
-        async with serving(config, test_pki, codec, Transcriber(codec)) as (_running, calls):
-            return [event async for event in calls.StreamCall(_aiter(list(requests())))]
-
+    requests = [
+        _opening("dtmf-1", mono_recording),
+        pb.StreamCallRequest(dtmf=pb.DtmfEvent(digit="4539")),
+    ]
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        run(scenario())
+        _raw_call(config, test_pki, codec, Transcriber(codec), requests)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "4539" not in refused.value.details()
+
+
+def test_a_pause_finalises_the_open_turn_first(config, test_pki, codec, mono_recording):
+    """The pause comes in the middle of speech: what was said before it is one turn,
+    transcribed; what follows, until the resume, is never heard."""
+    transcriber = Transcriber(codec)
+    speech = mono_recording.data
+    half = len(speech) // 2 // 2 * 2
+
+    def requests():
+        yield pb.StreamCallRequest(
+            config=pb.CallConfig(
+                call_id="pause-2", audio=audio_format(mono_recording, ["customer"])
+            )
+        )
+        yield pb.StreamCallRequest(audio=pb.AudioChunk(data=speech[:half]))
+        yield pb.StreamCallRequest(pause=pb.PauseRecording())
+        yield pb.StreamCallRequest(audio=pb.AudioChunk(data=speech[half:]))
+        yield pb.StreamCallRequest(resume=pb.ResumeRecording())
+        yield pb.StreamCallRequest(audio=pb.AudioChunk(data=bytes(32000)))
+        yield pb.StreamCallRequest(end=pb.EndOfCall())
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (_running, calls):
+            return [event async for event in calls.StreamCall(_aiter(list(requests())))]
+
+    events = run(scenario())
+    segments = finals(events)
+    assert transcriber.started == 1 and len(segments) == 1
+    assert segments[0].end_seconds <= half / 32000 + 0.35  # cut at the pause (plus the pad)
+    assert events[-1].summary.paused_seconds == pytest.approx(
+        (len(speech) - half) / 32000, abs=0.01
+    )
