@@ -16,7 +16,9 @@ def call_path_config(tmp_path: Path) -> ConfideConfig:
         {
             "state_dir": str(tmp_path),
             "trust_domain": TRUST_DOMAIN,
-            "tenants": [{"name": "acme"}],
+            # Raw text to the client: these tests score transcription (WER); redaction has
+            # its own (test_redaction_call.py).
+            "tenants": [{"name": "acme", "redaction": {"client_text": "raw"}}],
             "gateway": {
                 "host": "0.0.0.0",
                 "port": 0,

@@ -65,7 +65,9 @@ def two_nodes(tmp_path_factory):
         yaml.safe_dump(
             {
                 "state_dir": str(root / "state"),
-                "tenants": [{"name": "acme"}],
+                "tenants": [
+                    {"name": "acme", "redaction": {"client_text": "raw"}}
+                ],  # raw: the test scores WER
                 "gateway": {"host": "127.0.0.1", "port": 0},
                 "transcriber": {"ray_resources": {WORKER_RESOURCE: 1}},
                 "dialogue": {"enabled": False},

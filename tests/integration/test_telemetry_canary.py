@@ -83,7 +83,14 @@ def traced_cluster(test_pki, model_dir, tmp_path_factory, two_channel_call):
             {
                 "state_dir": str(tmp_path_factory.mktemp("state")),
                 "trust_domain": TRUST_DOMAIN,
-                "tenants": [{"name": "acme", "system_prompt": TENANT_PROMPT}],
+                # raw to the client, so the spoken canaries reach it (and nowhere else)
+                "tenants": [
+                    {
+                        "name": "acme",
+                        "system_prompt": TENANT_PROMPT,
+                        "redaction": {"client_text": "raw"},
+                    }
+                ],
                 "gateway": {"host": "127.0.0.1", "port": 0},
                 "ray": {"num_cpus": 4},
                 "dialogue": {"model_dir": str(model_dir), "max_reply_tokens": 48},
