@@ -28,7 +28,7 @@ from serve.core.config import ConfideConfig, RedactionPolicy
 from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
 from serve.messages import DialogueRequest
 from serve.records.recording import CallRecording
-from serve.redaction import CallRedaction, RedactionEngine
+from serve.redaction import CallRedaction, Redactor
 from serve.telemetry import GatewayTelemetry
 from serve.tenancy import authorize
 from serve.whisper_engine import model_name
@@ -68,13 +68,13 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         config: ConfideConfig,
         boundary: PayloadBoundary,
         telemetry: GatewayTelemetry | None = None,
-        redaction: RedactionEngine | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
-        if config.redaction.enabled and redaction is None:
-            raise ValueError("redaction is on (config redaction.enabled): pass its engine")
+        if config.redaction.enabled and redactor is None:
+            raise ValueError("redaction is on (config redaction.enabled): pass a Redactor")
         self._config = config
         self._boundary = boundary
-        self._redaction = redaction if config.redaction.enabled else None
+        self._redactor = redactor if config.redaction.enabled else None
         self._telemetry = telemetry or GatewayTelemetry.disabled()
         self._active_calls = 0
         self.calls_handled = 0
@@ -203,7 +203,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         policy = self._config.tenant(tenant).redaction
         entities = frozenset(policy.entities)
         hold = self._config.redaction.hold_seconds
-        return CallRedaction(self._redaction, entities, hold), policy
+        return CallRedaction(self._redactor, entities, hold), policy
 
     def _recording(
         self, tenant: str, setup: CallSetup, asked: bool | None, rpc_method: str = "StreamCall"
@@ -328,10 +328,10 @@ class CallService(call_pb2_grpc.CallServiceServicer):
 
     async def _redacted_prompt(self, request: DialogueRequest) -> DialogueRequest:
         """The model only ever sees redacted text, whatever a Converse client sends."""
-        if self._redaction is None:
+        if self._redactor is None:
             return request
         entities = frozenset(self._config.tenant(request.tenant).redaction.entities)
-        redaction = CallRedaction(self._redaction, entities, hold_seconds=0)
+        redaction = CallRedaction(self._redactor, entities, hold_seconds=0)
         turns = []
         for role, text in request.turns:
             redacted = await redaction.alone(text.split())

@@ -24,7 +24,7 @@ from serve.messages import ReplyRequest, Sealed, TurnRequest
 from serve.metrics import sealing_failure_counter
 from serve.records.codec import RecordCodec
 from serve.records.model import RecordWrite
-from serve.redaction import RedactionWorker
+from serve.redaction import Redactor
 from serve.sealed import PayloadCodec
 from serve.server import RunningServer, start_server
 from serve.telemetry import GatewayTelemetry, configure_process
@@ -67,15 +67,14 @@ class Gateway:
             recorder=self._record if records is not None else None,
             records=RecordCodec(Sealer(provider)) if records is not None else None,
         )
-        # A process beside this replica (serve/redaction/worker.py); it takes seconds
-        # to load spaCy, so it starts off the event loop.
-        self._redaction = (
-            await asyncio.to_thread(RedactionWorker, config.redaction.spacy_model)
+        # spaCy takes seconds to load: off the event loop, once per replica
+        redactor = (
+            await asyncio.to_thread(Redactor, config.redaction.spacy_model)
             if config.redaction.enabled
             else None
         )
         self._running: RunningServer = await start_server(
-            config, tls, boundary, self._telemetry, self._tracing.provider, self._redaction
+            config, tls, boundary, self._telemetry, self._tracing.provider, redactor
         )
 
     async def _transcribe(self, request: TurnRequest) -> Sealed:
@@ -122,8 +121,6 @@ class Gateway:
 
     async def __del__(self) -> None:
         await self._running.stop(self._config.gateway.shutdown_grace_seconds)
-        if self._redaction is not None:
-            self._redaction.close()
         self._tracing.shutdown()
 
 

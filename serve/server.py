@@ -12,7 +12,7 @@ from confide.v1 import call_pb2, call_pb2_grpc
 from serve.boundary import PayloadBoundary
 from serve.call_service import CallService
 from serve.core.config import ConfideConfig, TlsFiles
-from serve.redaction import RedactionEngine
+from serve.redaction import Redactor
 from serve.telemetry import GatewayTelemetry
 
 SERVICE_NAME = call_pb2.DESCRIPTOR.services_by_name["CallService"].full_name
@@ -37,7 +37,7 @@ async def start_server(
     boundary: PayloadBoundary,
     telemetry: GatewayTelemetry | None = None,
     tracer_provider: TracerProvider | None = None,
-    redaction: RedactionEngine | None = None,
+    redactor: Redactor | None = None,
 ) -> RunningServer:
     """Start the mTLS server on config.gateway.host:port and return it with its bound
     port (port 0 picks a free one). There is no plaintext port. Turns and replies go
@@ -57,7 +57,7 @@ async def start_server(
             ("grpc.max_send_message_length", max_message),
         ],
     )
-    service = CallService(config, boundary, telemetry, redaction)
+    service = CallService(config, boundary, telemetry, redactor)
     call_pb2_grpc.add_CallServiceServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from serve.redaction.engine import Redaction, Tally, failed, unredacted
+from serve.redaction.engine import Redaction, Redactor, Tally, failed, unredacted
 from serve.redaction.spoken import normalise
-from serve.redaction.worker import RedactionEngine
 
 CONTEXT_WORDS = 12
 MAX_HELD_DIGITS = 18
 """A trailing run this long could still grow into a card number (up to 19 digits)."""
 MIN_HELD_DIGITS = 3
+
+Run = Callable[..., Awaitable[Redaction]]
 
 
 @dataclass(eq=False)
@@ -59,14 +60,19 @@ class _Channel:
 
 
 class CallRedaction:
-    """One call's redaction. `engine` None: redaction is off (benchmarks only)."""
+    """One call's redaction. `redactor` None: redaction is off (benchmarks only)."""
 
     def __init__(
-        self, engine: RedactionEngine | None, entities: frozenset[str], hold_seconds: float
+        self,
+        redactor: Redactor | None,
+        entities: frozenset[str],
+        hold_seconds: float,
+        run: Run | None = None,
     ) -> None:
-        self._engine = engine
+        self._redactor = redactor
         self._entities = entities
         self._hold = hold_seconds
+        self._run = run or _in_thread
         self._channels: dict[int, _Channel] = {}
         self._context: tuple[str, ...] = ()
         self._closed = False
@@ -74,7 +80,7 @@ class CallRedaction:
 
     @property
     def enabled(self) -> bool:
-        return self._engine is not None
+        return self._redactor is not None
 
     # -- finals ----------------------------------------------------------------------
 
@@ -137,16 +143,18 @@ class CallRedaction:
         if not state.pending:
             state.context = self._context
         combined = [w for t in group for w in t.words]
-        if self._engine is None:
+        if self._redactor is None:
             redaction = unredacted(combined)
         else:
             try:
-                redaction = await self._engine.redact(combined, self._entities, state.context)
+                redaction = await self._run(
+                    self._redactor.redact, combined, self._entities, state.context
+                )
             except Exception:  # fail closed: the whole hypothesis is masked, and counted
                 redaction = failed(combined)
         _split(redaction, group)
         held_from = None if redaction.failed else _dangling_from(redaction)
-        if self._engine is None or self._hold <= 0 or held_from is None:
+        if self._redactor is None or self._hold <= 0 or held_from is None:
             state.pending = group
             self._release(state)
             return
@@ -195,12 +203,18 @@ class CallRedaction:
 
     async def alone(self, words: Sequence[str], mask_digits: bool = False) -> Redaction:
         """One hypothesis outside the channel order (an interim, a Converse turn)."""
-        if self._engine is None:
+        if self._redactor is None:
             return unredacted(words)
         try:
-            return await self._engine.redact(words, self._entities, self._context, mask_digits)
+            return await self._run(
+                self._redactor.redact, list(words), self._entities, self._context, mask_digits
+            )
         except Exception:  # fail closed
             return failed(words)
+
+
+async def _in_thread(function, *args) -> Redaction:
+    return await asyncio.to_thread(function, *args)
 
 
 def _split(redaction: Redaction, group: list[Ticket]) -> None:

@@ -44,7 +44,6 @@ from serve.records.model import RecordWrite
 from serve.records.recorder import RecordWriter
 from serve.records.spool import Spool
 from serve.records.store import open_store
-from serve.redaction import InThread
 from serve.sealed import PayloadCodec
 from serve.server import RunningServer, start_server
 from serve.telemetry import GatewayTelemetry
@@ -172,9 +171,8 @@ async def serving(
     )
     if redactor is None:  # these tests are not about redaction
         config = config.with_overrides(redaction={"enabled": False})
-    engine = InThread(redactor) if redactor is not None else None
     running: RunningServer = await start_server(
-        config, test_pki.server, boundary, GatewayTelemetry.disabled(HASHER), redaction=engine
+        config, test_pki.server, boundary, GatewayTelemetry.disabled(HASHER), redactor=redactor
     )
     try:
         async with aio_channel(f"localhost:{running.port}", test_pki.clients[client]) as channel:

