@@ -362,33 +362,42 @@ def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[
                 "otlp_endpoint": receiver.http_endpoint if http else receiver.endpoint,
                 "otlp_insecure": True,
             }
-        rows = _run_levels(base, overrides, variant.name, args, out)
+        windows: list[tuple[int, int, int]] = []
+        rows = _run_levels(base, overrides, variant.name, args, out, windows)
         if traced:
             print(f"  spans received by the OTLP receiver: {len(receiver.spans)}")
         if variant.name == "redacted":
-            print_redaction_spans(receiver.spans)
+            print_redaction_spans(receiver.spans, windows)
         return rows
 
 
-def print_redaction_spans(spans) -> None:
-    """Each final's redaction as the gateway timed it (finals not held for a next one):
-    the latency redaction adds to a final, under the benchmark's load."""
-    times = sorted(
-        s.duration_ms
-        for s in spans
-        if s.name == "confide.redact" and not s.attributes.get("confide.held")
-    )
-    if not times:
-        print("  no confide.redact spans arrived")
-        return
-    p50, p95 = times[len(times) // 2], times[min(int(len(times) * 0.95), len(times) - 1)]
-    print(
-        f"  redaction added per final (confide.redact spans, {len(times)} finals, all levels): "
-        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {times[-1]:.1f} ms"
-    )
+def print_redaction_spans(spans, windows: list[tuple[int, int, int]]) -> None:
+    """Each final's redaction as the gateway timed it (finals not held for a next one),
+    per level: the latency redaction adds to a final under the benchmark's load."""
+    redact = [
+        s for s in spans if s.name == "confide.redact" and not s.attributes.get("confide.held")
+    ]
+    for calls, start, end in windows:
+        times = sorted(s.duration_ms for s in redact if start <= s.start_ns <= end)
+        if not times:
+            print(f"  {calls} calls: no confide.redact spans arrived")
+            continue
+        p50, p95 = times[len(times) // 2], times[min(int(len(times) * 0.95), len(times) - 1)]
+        print(
+            f"  {calls} calls: redaction added per final (confide.redact, {len(times)} finals): "
+            f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {times[-1]:.1f} ms"
+        )
 
 
-def _run_levels(base: ConfideConfig, overrides: dict, variant: str, args, out: Path) -> list[Row]:
+def _run_levels(
+    base: ConfideConfig,
+    overrides: dict,
+    variant: str,
+    args,
+    out: Path,
+    windows: list[tuple[int, int, int]] | None = None,
+) -> list[Row]:
+    """Every level on one cluster; `windows` gets (calls, start, end) in epoch ns."""
     with tempfile.TemporaryDirectory(prefix="confide-bench-") as state:
         dialogue: dict = {"enabled": args.agent}
         if args.agent and base.dialogue.model_dir is None:
@@ -412,9 +421,12 @@ def _run_levels(base: ConfideConfig, overrides: dict, variant: str, args, out: P
             shutil.copy(pki.client_key(tenant), tls_dir / "client.key")
             for calls in (int(n) for n in args.calls.split(",")):
                 target = f"localhost:{port}"
+                started = time.time_ns()
                 row = run_level(
                     calls, target, tls_dir, args.recording, args, out, variant, Path(state)
                 )
+                if windows is not None:
+                    windows.append((calls, started, time.time_ns()))
                 rows.append(row)
                 print_table([row], flush=True)
         return rows
