@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 
 from confide.v1 import call_pb2, call_pb2_grpc
@@ -61,6 +62,11 @@ async def start_server(
     call_pb2_grpc.add_CallServiceServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # Server reflection, so grpcurl and Postman need no .proto files: only behind the
+    # same mTLS as every other RPC, and it describes nothing but the public contract.
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     address = f"{config.gateway.host}:{config.gateway.port}"
     if ":" in config.gateway.host:
         address = f"[{config.gateway.host}]:{config.gateway.port}"

@@ -70,6 +70,8 @@ _HEALTH_SERVICE = "grpc.health.v1.Health"
 RPC_METHODS = {
     _CALL_SERVICE: ("StreamCall", "Transcribe", "Converse"),
     _HEALTH_SERVICE: ("Check", "Watch"),
+    "grpc.reflection.v1alpha.ServerReflection": ("ServerReflectionInfo",),
+    "grpc.reflection.v1.ServerReflection": ("ServerReflectionInfo",),
 }
 STATUS_NAMES = frozenset(code.name for code in grpc.StatusCode)
 
