@@ -11,6 +11,8 @@ only as long as the call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 
 from opentelemetry import trace
@@ -25,6 +27,16 @@ ReplyStream = Callable[[DialogueRequest], AsyncIterator[str]]
 """Text deltas of the agent's reply; raises only ConfideError (see serve/boundary.py)."""
 Event = pb.StreamCallResponse | ConfideError
 
+_SENTENCE_END = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?]+(?=\s|$)")
+"""A sentence ends at . ! or ? before a space or the end (not after a title: "Dr. Lee")."""
+
+
+def _cut_after(text: str, sentences: int) -> int | None:
+    """Where `text` reaches the end of its `sentences`-th sentence, once a space after it
+    shows the sentence is over; None before."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() < len(text)]
+    return ends[sentences - 1] if len(ends) >= sentences else None
+
 
 class AgentReplies:
     def __init__(
@@ -35,11 +47,13 @@ class AgentReplies:
         max_tokens: int,
         reply_stream: ReplyStream,
         tracer: trace.Tracer,
+        max_sentences: int = 2,
     ) -> None:
         self._tenant = tenant
         self._call_id = call_id
         self._system_prompt = system_prompt
         self._max_tokens = max_tokens
+        self._max_sentences = max_sentences
         self._reply_stream = reply_stream
         self._tracer = tracer
         self._conversation = Conversation()
@@ -65,7 +79,7 @@ class AgentReplies:
 
     async def _events(self, request: DialogueRequest, turn_index: int) -> AsyncIterator[Event]:
         text = ""
-        interrupted = False
+        interrupted = limited = False
         with self._tracer.start_as_current_span(
             "confide.reply",
             kind=SpanKind.CLIENT,
@@ -73,9 +87,16 @@ class AgentReplies:
             attributes={"confide.turn_index": turn_index},
         ) as span:
             try:
-                async for delta in self._reply_stream(request):
-                    text += delta
-                    yield self._event(pb.AgentReply(turn_index=turn_index, delta=delta))
+                async with contextlib.aclosing(self._reply_stream(request)) as deltas:
+                    async for delta in deltas:
+                        cut = _cut_after(text + delta, self._max_sentences)
+                        if cut is not None:  # closing the stream aborts the generation
+                            delta, limited = (text + delta)[len(text) : cut], True
+                        text += delta
+                        if delta:
+                            yield self._event(pb.AgentReply(turn_index=turn_index, delta=delta))
+                        if limited:
+                            break
             except asyncio.CancelledError:
                 interrupted = True  # barge-in: the reply so far is what the caller heard
             except ConfideError as error:
@@ -88,7 +109,12 @@ class AgentReplies:
                 )
         self._conversation.add("agent", text.strip())
         final = pb.AgentReply(
-            turn_index=turn_index, is_final=True, text=text.strip(), interrupted=interrupted
+            turn_index=turn_index,
+            is_final=True,
+            text=text.strip(),
+            interrupted=interrupted,
+            sentences=len(_SENTENCE_END.findall(text.strip())),
+            sentence_limit=limited,
         )
         yield self._event(final)
 

@@ -89,6 +89,7 @@ class CallSession:
                 config.dialogue.max_reply_tokens,
                 reply_stream,
                 telemetry.tracer,
+                config.dialogue.max_reply_sentences,
             )
         self._recording = recording
         """The call's record and how to store it; None when the call is not recorded.

@@ -272,6 +272,9 @@ class DialogueConfig(_ReplicaScaling):
     """Context length; the oldest turns are dropped to fit the reply into it."""
     max_reply_tokens: Annotated[int, Field(ge=1, le=4096)] = 96
     """Longest reply, in tokens."""
+    max_reply_sentences: Annotated[int, Field(ge=1, le=20)] = 2
+    """Agent replies in a call stop at the end of this many sentences, enforced by the
+    server (the prompt only asks): what a phone call can speak."""
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.3
     """Sampling temperature; 0 is greedy."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

@@ -219,7 +219,7 @@ def finals(events: list[pb.StreamCallResponse]) -> list[pb.TranscriptSegment]:
 def test_finals_leave_in_turn_order_when_transcriptions_finish_in_reverse(
     config, test_pki, codec, two_channel_call
 ):
-    transcriber = Transcriber(codec, delay=lambda n: 2.0 if n == 0 else 0.0)
+    transcriber = Transcriber(codec, delay=lambda n: 4.0 if n == 0 else 0.0)
 
     async def scenario():
         async with serving(config, test_pki, codec, transcriber) as (running, calls):
@@ -237,7 +237,7 @@ def test_finals_leave_in_turn_order_when_transcriptions_finish_in_reverse(
 
 
 def test_transcribe_returns_segments_in_order(config, test_pki, codec, two_channel_call):
-    transcriber = Transcriber(codec, delay=lambda n: 2.0 if n == 0 else 0.0)
+    transcriber = Transcriber(codec, delay=lambda n: 4.0 if n == 0 else 0.0)
 
     async def scenario():
         async with serving(config, test_pki, codec, transcriber) as (_running, calls):
@@ -843,3 +843,48 @@ def test_a_pause_finalises_the_open_turn_first(config, test_pki, codec, mono_rec
     assert events[-1].summary.paused_seconds == pytest.approx(
         (len(speech) - half) / 32000, abs=0.01
     )
+
+
+def test_reflection_describes_the_services_over_mtls(config, test_pki, codec):
+    """grpcurl's view: the services, and CallService's methods, with no .proto file."""
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    async def scenario():
+        async with (
+            serving(config, test_pki, codec, Transcriber(codec)) as (running, _calls),
+            aio_channel(f"localhost:{running.port}", test_pki.clients["acme"]) as channel,
+        ):
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            requests = [
+                reflection_pb2.ServerReflectionRequest(list_services=""),
+                reflection_pb2.ServerReflectionRequest(
+                    file_containing_symbol="confide.v1.CallService"
+                ),
+            ]
+            return [r async for r in stub.ServerReflectionInfo(_aiter(requests))]
+
+    listed, described = run(scenario())
+    names = {s.name for s in listed.list_services_response.service}
+    assert {"confide.v1.CallService", "grpc.health.v1.Health"} <= names
+    assert described.file_descriptor_response.file_descriptor_proto
+    assert b"StreamCall" in described.file_descriptor_response.file_descriptor_proto[0]
+
+
+def test_a_reply_stops_at_the_sentence_limit(config, test_pki, codec, mono_recording):
+    """The model rambles; the caller hears two sentences, and the rest is not generated."""
+    deltas = ("Sure.", " Dr. Lee", " can see you", " at noon.", " Anything", " else?", " Bye.")
+    dialogue = Dialogue(codec, deltas=deltas)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec), dialogue) as (_, calls):
+            return await stream_call(
+                calls, mono_recording, ["customer"], realtime=False, agent_replies=True
+            )
+
+    result = run(scenario())
+    replies = [e.agent_reply for e in result.events if e.HasField("agent_reply")]
+    final = replies[-1]
+    assert final.is_final and final.sentence_limit and final.sentences == 2
+    assert final.text == "Sure. Dr. Lee can see you at noon."
+    assert "".join(r.delta for r in replies[:-1]) == "Sure. Dr. Lee can see you at noon."
+    assert dialogue.cut_short == 1  # the stream was closed: the engine stops generating

@@ -162,18 +162,22 @@ class CallSummary(_message.Message):
     def __init__(self, audio_seconds: _Optional[float] = ..., final_segments: _Optional[int] = ..., turns: _Optional[int] = ..., recorded: _Optional[bool] = ..., paused_seconds: _Optional[float] = ..., dtmf_events: _Optional[int] = ..., redacted_entities: _Optional[int] = ...) -> None: ...
 
 class AgentReply(_message.Message):
-    __slots__ = ("turn_index", "delta", "is_final", "text", "interrupted")
+    __slots__ = ("turn_index", "delta", "is_final", "text", "interrupted", "sentences", "sentence_limit")
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     IS_FINAL_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    SENTENCE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     turn_index: int
     delta: str
     is_final: bool
     text: str
     interrupted: bool
-    def __init__(self, turn_index: _Optional[int] = ..., delta: _Optional[str] = ..., is_final: _Optional[bool] = ..., text: _Optional[str] = ..., interrupted: _Optional[bool] = ...) -> None: ...
+    sentences: int
+    sentence_limit: bool
+    def __init__(self, turn_index: _Optional[int] = ..., delta: _Optional[str] = ..., is_final: _Optional[bool] = ..., text: _Optional[str] = ..., interrupted: _Optional[bool] = ..., sentences: _Optional[int] = ..., sentence_limit: _Optional[bool] = ...) -> None: ...
 
 class StreamCallResponse(_message.Message):
     __slots__ = ("call_id", "transcript", "error", "summary", "agent_reply")
