@@ -254,12 +254,11 @@ def _phones_in_long_runs(norm: Normalised) -> list[Span]:
     for run in _runs(norm.text):
         if len(run.group()) <= 11:
             continue
-        if not (
-            _cue(norm.text, run.start(), _PHONE_CUE, words=8)
-            or any(_card_spans(norm, run.start(), run.group()))
-        ):
+        cards = list(_card_spans(norm, run.start(), run.group()))
+        if not (cards or _cue(norm.text, run.start(), _PHONE_CUE, words=8)):
             continue  # a long reference number, not a card and a phone said together
-        for begin in _boundaries(norm, run.start() + 1, run.end()):
+        after_cards = max((card.end for card in cards), default=run.start() + 1)
+        for begin in _boundaries(norm, after_cards, run.end()):  # not inside a card
             for length in (11, 10):
                 digits = norm.text[begin : begin + length]
                 if len(digits) == length and (length == 10 or digits[0] == "1"):

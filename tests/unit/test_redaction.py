@@ -240,3 +240,9 @@ def test_a_held_final_waits_while_the_caller_speaks_on(redactor):
         return await asyncio.wait_for(held, 1.0)
 
     assert asyncio.run(blip()).text == "order 48213"
+
+
+def test_a_card_is_one_finding_not_a_card_and_a_phone_inside_it(redactor):
+    """Inside a card's digits lie valid phone numbers ("9148803436"): counted once."""
+    redaction = redactor.redact(words("The number I have is 4 5 3 9 1 4 8 8 0 3 4 3 6 4 6 7"), ALL)
+    assert [f.entity for f in redaction.findings] == ["CARD_NUMBER"]
