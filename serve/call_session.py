@@ -316,7 +316,8 @@ class CallSession:
             return ()
         self.final_segments += 1
         redacted = self._segment(channel, turn, _masked(result, redaction), True, 1.0)
-        self._prompt_texts[(channel.index, turn.index)] = redacted.transcript.text
+        if self._agent is not None:
+            self._prompt_texts[(channel.index, turn.index)] = redacted.transcript.text
         failure = None
         if self._recording is not None:
             failure = await self._record(self._counted().segment(redacted.transcript))

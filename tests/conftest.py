@@ -98,35 +98,32 @@ def test_pki(tmp_path_factory) -> TestPki:
     )
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """One real PostgreSQL server for the session; each test makes its own database."""
+def _postgres_server(tls: tuple[bytes, bytes] | None = None):
     import shutil
 
     from tests.postgres import start_server
 
-    server = start_server()
+    server = start_server(tls=tls)
     try:
         yield server
     finally:
         server.stop()
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session; each test makes its own database."""
+    yield from _postgres_server()
 
 
 @pytest.fixture(scope="session")
 def postgres_tls(test_pki):
     """A PostgreSQL server that accepts TLS connections only, with the test CA's server
     certificate (localhost, 127.0.0.1)."""
-    import shutil
-
-    from tests.postgres import start_server
-
-    server = start_server(tls=(test_pki.server.cert.read_bytes(), test_pki.server.key.read_bytes()))
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
+    yield from _postgres_server(
+        (test_pki.server.cert.read_bytes(), test_pki.server.key.read_bytes())
+    )
 
 
 @pytest.fixture(scope="session")

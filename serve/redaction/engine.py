@@ -108,7 +108,7 @@ class Redactor:
         any digit left too (for interims)."""
         everything = [*context, *words]
         norm = normalise(everything)
-        spans = [span for recognise in RECOGNISERS.values() for span in recognise(norm)]
+        spans = [span for recognise in RECOGNISERS for span in recognise(norm)]
         spans += self._names.find(norm.text, entities)
         if mask_digits:
             spans += [Span(DIGITS, m.start(), m.end()) for m in re.finditer(r"\d+", norm.text)]

@@ -184,46 +184,36 @@ def _number_at(lowered: Sequence[str], i: int, out: _Builder) -> int:
 def _cardinal(lowered: Sequence[str], i: int, out: _Builder) -> int:
     """One spoken group: "seven", "fifteen", "forty five", "five hundred twenty",
     "two thousand and three". Digits of following groups are appended by the caller."""
-    j = i
-    value = _below_hundred(lowered, j)
+    value = _below_thousand(lowered, i)
     if value is None:
         return 0
     number, j = value
-    if j < len(lowered) and lowered[j] == "hundred" and number < 100:
-        number *= 100
-        j += 1
-        rest = _and_below_hundred(lowered, j)
-        if rest is not None:
-            number += rest[0]
-            j = rest[1]
-    if j < len(lowered) and lowered[j] == "thousand" and number < 1000:
+    if j < len(lowered) and lowered[j] == "thousand":
         number *= 1000
-        j += 1
-        rest = _and_below_hundred(lowered, j, allow_hundreds=True)
-        if rest is not None:
-            number += rest[0]
-            j = rest[1]
+        rest = _below_thousand(lowered, j + 1, after_and=True)
+        number, j = (number + rest[0], rest[1]) if rest else (number, j + 1)
     text = str(number)
     out.digits(text, i)
     out.source[-len(text) :] = _spread(i, j, len(text))
     return j - i
 
 
-def _and_below_hundred(lowered: Sequence[str], j: int, allow_hundreds: bool = False):
-    if j < len(lowered) and lowered[j] == "and":
+def _below_thousand(
+    lowered: Sequence[str], j: int, after_and: bool = False
+) -> tuple[int, int] | None:
+    """(value, next word) of "forty five" or "five hundred [and] twenty", from word j;
+    with `after_and`, a leading "and" may come first ("thousand and three")."""
+    if after_and and j < len(lowered) and lowered[j] == "and":
         j += 1
     value = _below_hundred(lowered, j)
     if value is None:
         return None
-    number, k = value
-    if allow_hundreds and k < len(lowered) and lowered[k] == "hundred":
+    number, j = value
+    if j < len(lowered) and lowered[j] == "hundred":
         number *= 100
-        k += 1
-        rest = _and_below_hundred(lowered, k)
-        if rest is not None:
-            number += rest[0]
-            k = rest[1]
-    return number, k
+        rest = _below_thousand(lowered, j + 1, after_and=True)
+        number, j = (number + rest[0], rest[1]) if rest and rest[0] < 100 else (number, j + 1)
+    return number, j
 
 
 def _below_hundred(lowered: Sequence[str], j: int) -> tuple[int, int] | None:

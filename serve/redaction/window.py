@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from serve.redaction.engine import Redaction, Redactor, Tally, failed, unredacted
@@ -31,8 +31,6 @@ CONTEXT_WORDS = 12
 MAX_HELD_DIGITS = 18
 """A trailing run this long could still grow into a card number (up to 19 digits)."""
 MIN_HELD_DIGITS = 3
-
-Run = Callable[..., Awaitable[Redaction]]
 
 
 @dataclass(eq=False)
@@ -63,16 +61,11 @@ class CallRedaction:
     """One call's redaction. `redactor` None: redaction is off (benchmarks only)."""
 
     def __init__(
-        self,
-        redactor: Redactor | None,
-        entities: frozenset[str],
-        hold_seconds: float,
-        run: Run | None = None,
+        self, redactor: Redactor | None, entities: frozenset[str], hold_seconds: float
     ) -> None:
         self._redactor = redactor
         self._entities = entities
         self._hold = hold_seconds
-        self._run = run or _in_thread
         self._channels: dict[int, _Channel] = {}
         self._context: tuple[str, ...] = ()
         self._closed = False
@@ -142,16 +135,7 @@ class CallRedaction:
         group = [*state.pending, ticket]
         if not state.pending:
             state.context = self._context
-        combined = [w for t in group for w in t.words]
-        if self._redactor is None:
-            redaction = unredacted(combined)
-        else:
-            try:
-                redaction = await self._run(
-                    self._redactor.redact, combined, self._entities, state.context
-                )
-            except Exception:  # fail closed: the whole hypothesis is masked, and counted
-                redaction = failed(combined)
+        redaction = await self._redact([w for t in group for w in t.words], state.context)
         _split(redaction, group)
         held_from = None if redaction.failed else _dangling_from(redaction)
         if self._redactor is None or self._hold <= 0 or held_from is None:
@@ -203,18 +187,21 @@ class CallRedaction:
 
     async def alone(self, words: Sequence[str], mask_digits: bool = False) -> Redaction:
         """One hypothesis outside the channel order (an interim, a Converse turn)."""
+        return await self._redact(words, self._context, mask_digits)
+
+    async def _redact(
+        self, words: Sequence[str], context: Sequence[str], mask_digits: bool = False
+    ) -> Redaction:
+        """The engine, in a worker thread; a failure masks the whole hypothesis (fail
+        closed; `Redaction.failed` counts it)."""
         if self._redactor is None:
             return unredacted(words)
         try:
-            return await self._run(
-                self._redactor.redact, list(words), self._entities, self._context, mask_digits
+            return await asyncio.to_thread(
+                self._redactor.redact, list(words), self._entities, context, mask_digits
             )
-        except Exception:  # fail closed
+        except Exception:
             return failed(words)
-
-
-async def _in_thread(function, *args) -> Redaction:
-    return await asyncio.to_thread(function, *args)
 
 
 def _split(redaction: Redaction, group: list[Ticket]) -> None:

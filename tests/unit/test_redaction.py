@@ -96,11 +96,7 @@ def test_policy_refuses_unknown_types_and_keeping_security_codes():
 
 
 def _window(redactor, hold=2.0) -> CallRedaction:
-    return CallRedaction(redactor, ALL, hold, run=_inline)
-
-
-async def _inline(function, *args):
-    return function(*args)
+    return CallRedaction(redactor, ALL, hold)
 
 
 def test_a_card_read_across_two_turns_is_masked_in_both(redactor):
@@ -179,7 +175,7 @@ def test_an_engine_failure_masks_the_whole_hypothesis():
             raise RuntimeError("model crashed")
 
     async def call():
-        window = CallRedaction(Broken(), ALL, 1.0, run=_inline)
+        window = CallRedaction(Broken(), ALL, 1.0)
         final = await window.final(window.reserve(0), words("my card is 4539"))
         return final, await window.interim(words("John Smith")), window.tally
 
