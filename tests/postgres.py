@@ -132,3 +132,18 @@ def start_server(tls: tuple[bytes, bytes] | None = None) -> PostgresServer:
     server.init()
     server.start()
     return server
+
+
+def records_settings(request, backend: str) -> dict:
+    """`records` config for a test parametrised over "sqlite" and "postgres": the
+    PostgreSQL side gets a fresh database on the session's server."""
+    if backend != "postgres":
+        return {"store": "sqlite"}
+    server = request.getfixturevalue("postgres")
+    return {
+        "store": "postgres",
+        "postgres_host": "127.0.0.1",
+        "postgres_port": server.port,
+        "postgres_database": server.new_database(),
+        "postgres_sslmode": "disable",
+    }

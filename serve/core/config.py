@@ -104,6 +104,12 @@ class RedactionPolicy(_Strict):
         return entities
 
 
+class TrainingConfig(_Strict):
+    opt_in: bool = False
+    """This tenant lets its calls' redacted text be exported for model training, and then
+    only calls whose CallConfig.training_consent is set. Raw text never is."""
+
+
 class TenantConfig(_Strict):
     name: Annotated[str, Field(pattern=TENANT_NAME_PATTERN)]
     """Tenant name; a client certificate's SPIFFE ID or CN must name it."""
@@ -115,6 +121,8 @@ class TenantConfig(_Strict):
     """How long this tenant's records keep their text."""
     redaction: RedactionPolicy = RedactionPolicy()
     """Card numbers and personal data removed from this tenant's transcripts."""
+    training: TrainingConfig = TrainingConfig()
+    """Whether this tenant's (consented, redacted) calls may be exported for training."""
 
 
 class AutoscalingConfig(_Strict):
@@ -399,6 +407,30 @@ class RecordsConfig(_Strict):
         return self
 
 
+class AuditConfig(_Strict):
+    """The audit log of every call, record access, key operation and refusal: in the
+    records database, hash-chained, with signed checkpoints (on whenever records are)."""
+
+    checkpoint_interval_seconds: Annotated[float, Field(ge=1)] = 300
+    """How often the purge loop signs the chain's head; records after the newest
+    checkpoint are chained but not yet signed. A checkpoint is also written on shutdown."""
+    anchor: Literal["file", "s3"] = "file"
+    """Where checkpoints are copied outside the database: "file" (state_dir/audit,
+    one node) or "s3" (the Object Lock audit bucket of infra/terraform)."""
+    s3_bucket: str | None = None
+    """The audit bucket (terraform output audit_bucket), with anchor "s3"."""
+    s3_prefix: str = "confide/checkpoints/"
+    """Key prefix of the checkpoints in the bucket."""
+    s3_region: str | None = None
+    """The bucket's region (unset: the SDK's default)."""
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> AuditConfig:
+        if self.anchor == "s3" and not self.s3_bucket:
+            raise ValueError('audit.anchor "s3" needs audit.s3_bucket')
+        return self
+
+
 class RayConfig(_Strict):
     address: str | None = None
     """Join this Ray cluster; unset starts an embedded single-node cluster."""
@@ -454,6 +486,8 @@ class ConfideConfig(_Strict):
     """The call-record store, its recorder deployment and the purge loop."""
     redaction: RedactionConfig = RedactionConfig()
     """Removal of card numbers and personal data in the gateway, where text is born."""
+    audit: AuditConfig = AuditConfig()
+    """The tamper-evident audit log."""
 
     @field_validator("tenants")
     @classmethod

@@ -46,6 +46,9 @@ class CallRow:
     """When retention deleted the call's text (its aggregates may stay)."""
     details: bytes = b""
     """Sealed: the call id, channel roles, language, model names."""
+    training_consent: bool = False
+    """The caller consented to this call's redacted text being used for training
+    (CallConfig.training_consent); exported only if the tenant also opted in."""
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,23 @@
-"""The record store: one schema, versioned migrations, SQLite or PostgreSQL underneath.
-
-Plain SQL through DB-API connections (sqlite3, psycopg 3). The two dialects differ only
-in placeholders and a few type names, so each statement is written once with `?`
-placeholders and `{blob}`/`{real}` types and adapted per backend. Methods are
-blocking: async callers run them in a worker thread.
+"""The record store: call rows and sealed entries, with versioned migrations, in the
+records database (serve/core/database.py: SQLite or PostgreSQL underneath). Methods
+block: async callers run them in a worker thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import sqlite3
-import threading
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, fields
 from pathlib import Path
-from typing import Any
 
 from serve.core.config import RecordsConfig
-from serve.core.env import read_environment
+from serve.core.database import (
+    Cursor,
+    Database,
+    DatabaseUnavailable,
+    open_database,
+    sqlite_database,
+)
 from serve.records.errors import StoreUnavailable, UnknownCall
 from serve.records.model import CallRow, Entry
 
@@ -67,99 +65,51 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX calls_by_end ON calls (ended_at);
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE calls ADD COLUMN training_consent INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX calls_by_start ON calls (tenant, started_at, call_key);
+        """,
+    ),
 )
 
 _CALL_COLUMNS = tuple(f.name for f in fields(CallRow))
 _ENTRY_COLUMNS = tuple(f.name for f in fields(Entry))
 
 
-@dataclass(frozen=True)
-class _Dialect:
-    placeholder: str
-    types: dict[str, str]
-    unavailable: tuple[type[BaseException], ...]
-    migration_lock: str
-    """Serialises migrations of processes starting together (recorder, purge loop)."""
-
-    def sql(self, statement: str) -> str:
-        return statement.replace("?", self.placeholder).format(**self.types)
-
-
 class RecordStore:
-    """One connection, used by one thread at a time (a lock serialises callers)."""
+    """Call records in the records database."""
 
-    def __init__(self, connect, dialect: _Dialect, name: str) -> None:
-        self._connect = connect
-        self._dialect = dialect
-        self._connection = None
-        self._lock = threading.Lock()
-        self.name = name
-
-    # -- connection -----------------------------------------------------------------
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.name = database.name
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self) -> Iterator[Cursor]:
         """A cursor in one transaction; a lost connection is StoreUnavailable (and the
         next call reconnects)."""
-        with self._lock:
-            try:
-                if self._connection is None:
-                    self._connection = self._connect()
-                cursor = self._connection.cursor()
-                try:
-                    yield cursor
-                    self._connection.commit()
-                except BaseException:
-                    self._rollback()
-                    raise
-                finally:
-                    cursor.close()
-            except self._dialect.unavailable as exc:
-                self._drop_connection()
-                raise StoreUnavailable(f"the {self.name} record store is unavailable") from exc
+        try:
+            with self.database.transaction() as cursor:
+                yield cursor
+        except DatabaseUnavailable as exc:
+            raise StoreUnavailable(f"the {self.name} record store is unavailable") from exc
 
-    def _rollback(self) -> None:
-        with contextlib.suppress(*self._dialect.unavailable):
-            self._connection.rollback()
-
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail too
-                self._connection.close()
-        self._connection = None
-
-    def _execute(self, cursor, statement: str, params: Iterable[Any] = ()) -> None:
-        cursor.execute(self._dialect.sql(statement), tuple(params))
+    @staticmethod
+    def _execute(cursor: Cursor, statement: str, params: Iterable = ()) -> None:
+        cursor.execute(statement, params)
 
     def close(self) -> None:
-        with self._lock:
-            self._drop_connection()
+        self.database.close()
 
     # -- schema ---------------------------------------------------------------------
 
     def migrate(self) -> int:
         """Apply the migrations not applied yet; returns the schema version."""
-        with self._transaction() as cursor:
-            self._execute(cursor, self._dialect.migration_lock)
-            self._execute(
-                cursor,
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at {real} NOT NULL)",
-            )
-            self._execute(cursor, "SELECT version FROM schema_migrations")
-            applied = {row[0] for row in cursor.fetchall()}
-            for version, script in MIGRATIONS:
-                if version in applied:
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._execute(cursor, statement)
-                self._execute(
-                    cursor,
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, time.time()),
-                )
-        return max(version for version, _ in MIGRATIONS)
+        try:
+            return self.database.migrate("schema_migrations", MIGRATIONS)
+        except DatabaseUnavailable as exc:
+            raise StoreUnavailable(f"the {self.name} record store is unavailable") from exc
 
     # -- writes ---------------------------------------------------------------------
 
@@ -227,6 +177,23 @@ class RecordStore:
                     (tenant, call_key),
                 )
 
+    def erase(self, tenant: str, call_key: str) -> None:
+        """Erasure on request: the call's entries and its row go. A call on legal hold
+        is kept (the caller checks first; this guards against a hold set meanwhile)."""
+        with self._transaction() as cursor:
+            self._execute(
+                cursor,
+                "DELETE FROM calls WHERE tenant = ? AND call_key = ? AND legal_hold = 0",
+                (tenant, call_key),
+            )
+            if cursor.rowcount == 0:
+                raise UnknownCall(f"no call {call_key} for tenant {tenant} that may be erased")
+            self._execute(
+                cursor,
+                "DELETE FROM entries WHERE tenant = ? AND call_key = ?",
+                (tenant, call_key),
+            )
+
     def mark_shredded(self, tenant: str, period: str, now: float) -> None:
         with self._transaction() as cursor:
             self._execute(
@@ -273,6 +240,25 @@ class RecordStore:
             )
             return [_call_row(row) for row in cursor.fetchall()]
 
+    def page(
+        self, tenant: str, start: float, end: float, after: tuple[float, str] | None, limit: int
+    ) -> list[CallRow]:
+        """A tenant's calls that began in [start, end), in (started_at, call_key) order,
+        after the given position: the keyset paging of ListCalls."""
+        conditions = ["tenant = ?", "started_at >= ?", "started_at < ?"]
+        params: list = [tenant, start, end]
+        if after is not None:
+            conditions.append("(started_at > ? OR (started_at = ? AND call_key > ?))")
+            params += [after[0], after[0], after[1]]
+        with self._transaction() as cursor:
+            self._execute(
+                cursor,
+                f"SELECT {', '.join(_CALL_COLUMNS)} FROM calls WHERE {' AND '.join(conditions)} "
+                f"ORDER BY started_at, call_key LIMIT {int(limit)}",
+                params,
+            )
+            return [_call_row(row) for row in cursor.fetchall()]
+
     def call(self, tenant: str, call_key: str) -> CallRow:
         with self._transaction() as cursor:
             self._execute(
@@ -304,12 +290,14 @@ class RecordStore:
 def _call_values(row: CallRow) -> tuple:
     values = dict(zip(_CALL_COLUMNS, astuple(row), strict=True))
     values["legal_hold"] = int(row.legal_hold)
+    values["training_consent"] = int(row.training_consent)
     return tuple(values[c] for c in _CALL_COLUMNS)
 
 
 def _call_row(values) -> CallRow:
     row = dict(zip(_CALL_COLUMNS, values, strict=True))
     row["legal_hold"] = bool(row["legal_hold"])
+    row["training_consent"] = bool(row["training_consent"])
     row["details"] = bytes(row["details"])
     return CallRow(**row)
 
@@ -318,66 +306,12 @@ def _call_row(values) -> CallRow:
 
 
 def sqlite_store(path: Path) -> RecordStore:
-    """The embedded store: one file in the state directory, 0600, write-ahead log."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-
-    def connect() -> sqlite3.Connection:
-        previous = os.umask(0o077)  # the -wal and -shm files too
-        try:
-            connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-        finally:
-            os.umask(previous)
-        return connection
-
-    dialect = _Dialect(
-        "?", {"blob": "BLOB", "real": "REAL"}, (sqlite3.OperationalError,), "BEGIN IMMEDIATE"
-    )
-    return RecordStore(connect, dialect, "sqlite")
-
-
-def postgres_store(conninfo: str) -> RecordStore:
-    """PostgreSQL through psycopg 3; `conninfo` names the server, TLS mode and CA."""
-    import psycopg
-
-    def connect():
-        return psycopg.connect(conninfo, connect_timeout=5)
-
-    dialect = _Dialect(
-        "%s",
-        {"blob": "BYTEA", "real": "DOUBLE PRECISION"},
-        (psycopg.OperationalError,),
-        "SELECT pg_advisory_xact_lock(7214)",  # any constant: Confide's migration lock
-    )
-    return RecordStore(connect, dialect, "postgres")
+    """The embedded store: one 0600 SQLite file (see serve/core/database.py)."""
+    return RecordStore(sqlite_database(path))
 
 
 def open_store(config: RecordsConfig, state_dir: Path) -> RecordStore:
     """The configured store, migrated to the current schema."""
-    if config.store == "postgres":
-        store = postgres_store(_conninfo(config))
-    else:
-        store = sqlite_store(state_dir / "records" / "records.db")
+    store = RecordStore(open_database(config, state_dir))
     store.migrate()
     return store
-
-
-def _conninfo(config: RecordsConfig) -> str:
-    from psycopg.conninfo import make_conninfo
-
-    password = read_environment().records_password
-    if config.postgres_password_file is not None:
-        password = config.postgres_password_file.read_text().strip()
-    settings = {
-        "host": config.postgres_host,
-        "port": config.postgres_port,
-        "dbname": config.postgres_database,
-        "user": config.postgres_user,
-        "sslmode": config.postgres_sslmode,
-        "sslrootcert": str(config.postgres_ca_cert) if config.postgres_ca_cert else None,
-        "password": password,
-        "application_name": "confide",
-    }
-    return make_conninfo(**{k: v for k, v in settings.items() if v is not None})

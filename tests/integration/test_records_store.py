@@ -21,6 +21,7 @@ from serve.records.errors import StoreUnavailable, UnknownCall, UnreadableRecord
 from serve.records.model import REPLY, SEGMENT, CallRow, Entry
 from serve.records.retention import DAY, Purger, plan_purge
 from serve.records.store import open_store, sqlite_store
+from tests.postgres import records_settings
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +39,7 @@ class Clock:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def config(request, tmp_path) -> ConfideConfig:
-    records: dict = {"store": "sqlite"}
-    if request.param == "postgres":
-        server = request.getfixturevalue("postgres")
-        records = {
-            "store": "postgres",
-            "postgres_host": "127.0.0.1",
-            "postgres_port": server.port,
-            "postgres_database": server.new_database(),
-            "postgres_sslmode": "disable",
-        }
+    records = records_settings(request, request.param)
     return ConfideConfig.model_validate(
         {
             "state_dir": str(tmp_path / "state"),
@@ -140,8 +132,8 @@ def purger(store, config, provider, codec, now) -> Purger:
 
 
 def test_migrations_are_versioned_and_idempotent(store):
-    assert store.migrate() == 1
-    assert store.migrate() == 1
+    assert store.migrate() == 2
+    assert store.migrate() == 2
 
 
 def test_a_record_reads_back_and_a_retried_write_is_stored_once(store, codec):
@@ -173,6 +165,7 @@ def test_plaintext_columns_are_exactly_the_listed_metadata(store, config, codec)
             "legal_hold",
             "text_purged_at",
             "details",
+            "training_consent",
         },
         "entries": {"tenant", "call_key", "kind", "channel", "turn", "sealed"},
     }
