@@ -23,11 +23,9 @@ from serve.core.config import TlsFiles
 from serve.core.secret_files import write_secret
 
 CA_VALIDITY = dt.timedelta(days=5 * 365)
+PLATFORM = "platform"
+"""The role of the call path's certificates (serve/access/roles.py lists them all)."""
 LEAF_VALIDITY = dt.timedelta(days=365)
-
-
-def spiffe_id(trust_domain: str, tenant: str) -> str:
-    return f"spiffe://{trust_domain}/tenant/{tenant}"
 
 
 @dataclass(frozen=True)
@@ -161,10 +159,17 @@ def issue_client_cert(
     trust_domain: str,
     not_before: dt.datetime | None = None,
     lifetime: dt.timedelta = LEAF_VALIDITY,
+    role: str = PLATFORM,
 ) -> Credential:
-    """A client certificate whose SPIFFE URI SAN (and CN) name the tenant."""
-    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(spiffe_id(trust_domain, tenant))]
-    return _issue(ca, tenant, sans, [ExtendedKeyUsageOID.CLIENT_AUTH], not_before, lifetime)
+    """A client certificate whose SPIFFE URI SAN names the tenant and role (the scheme
+    is serve/access/identity.py's); its CN names them too, for people reading it."""
+    from serve.access.identity import spiffe_id  # the gRPC side: only when issuing
+
+    sans: list[x509.GeneralName] = [
+        x509.UniformResourceIdentifier(spiffe_id(trust_domain, tenant, role))
+    ]
+    name = tenant if role == PLATFORM else f"{tenant} {role}"
+    return _issue(ca, name, sans, [ExtendedKeyUsageOID.CLIENT_AUTH], not_before, lifetime)
 
 
 def issue_node_cert(
@@ -199,6 +204,11 @@ def default_server_hosts() -> list[str]:
     if hostname and hostname not in hosts:
         hosts.append(hostname)
     return hosts
+
+
+def _stem(tenant: str, role: str) -> str:
+    """The platform's certificate keeps the tenant's name; other roles add theirs."""
+    return tenant if role == PLATFORM else f"{tenant}.{role}"
 
 
 @dataclass(frozen=True)
@@ -236,29 +246,37 @@ class DevPki:
         if not self.ray_node_cert.exists():
             issue_node_cert(self.ca(), node_hosts()).write(self.ray_node_cert, self.ray_node_key)
 
-    def client_cert(self, tenant: str) -> Path:
-        return self.root / "tenants" / f"{tenant}.pem"
+    def client_cert(self, tenant: str, role: str = PLATFORM) -> Path:
+        return self.root / "tenants" / f"{_stem(tenant, role)}.pem"
 
-    def client_key(self, tenant: str) -> Path:
-        return self.root / "tenants" / f"{tenant}.key"
+    def client_key(self, tenant: str, role: str = PLATFORM) -> Path:
+        return self.root / "tenants" / f"{_stem(tenant, role)}.key"
 
     def gateway_tls(self) -> TlsFiles:
         """The gateway's side: its server certificate, and this CA for tenants."""
         return TlsFiles(cert=self.server_cert, key=self.server_key, ca=self.ca_cert)
 
-    def client_tls(self, tenant: str) -> TlsFiles:
+    def client_tls(self, tenant: str, role: str = PLATFORM) -> TlsFiles:
         """A tenant client's side: its certificate, and this CA for the gateway."""
-        return TlsFiles(cert=self.client_cert(tenant), key=self.client_key(tenant), ca=self.ca_cert)
+        return TlsFiles(
+            cert=self.client_cert(tenant, role), key=self.client_key(tenant, role), ca=self.ca_cert
+        )
 
     def ca(self) -> Credential:
         return Credential.read(self.ca_cert, self.ca_key)
 
-    def issue_tenant(self, tenant: str, trust_domain: str) -> Path:
-        """Issue (or re-issue) a tenant's client certificate; returns its path."""
-        issue_client_cert(self.ca(), tenant, trust_domain).write(
-            self.client_cert(tenant), self.client_key(tenant)
+    def issue_tenant(self, tenant: str, trust_domain: str, role: str = PLATFORM) -> Path:
+        """Issue (or re-issue) a tenant's client certificate for a role; returns its path."""
+        issue_client_cert(self.ca(), tenant, trust_domain, role=role).write(
+            self.client_cert(tenant, role), self.client_key(tenant, role)
         )
-        return self.client_cert(tenant)
+        return self.client_cert(tenant, role)
+
+    def role_tls(self, tenant: str, role: str, trust_domain: str) -> TlsFiles:
+        """A client certificate for the tenant and role, issued on first use."""
+        if not self.client_cert(tenant, role).exists():
+            self.issue_tenant(tenant, trust_domain, role)
+        return self.client_tls(tenant, role)
 
     @classmethod
     def ensure(

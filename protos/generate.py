@@ -18,11 +18,14 @@ PROTO_FILES = sorted(p.relative_to(PROTO_ROOT) for p in PROTO_ROOT.rglob("*.prot
 
 def generate(out_dir: Path) -> list[Path]:
     """Run grpcio-tools' protoc into out_dir; return the files written, relative to it."""
+    import grpc_tools
     from grpc_tools import protoc  # build-time dependency only
 
+    well_known = Path(grpc_tools.__file__).parent / "_proto"  # google/protobuf/*.proto
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
+        f"-I{well_known}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from ray.exceptions import RayError
 from ray.serve.exceptions import BackPressureError
 
+from serve.audit.events import AuditEvent
 from serve.core.allowlist import Plain, confide_logger, plain_type
 from serve.core.envelope import EnvelopeError
 from serve.core.errors import ConfideError, EngineUnavailable, ResourceExhausted
@@ -167,6 +169,14 @@ class PayloadBoundary:
             await self._recorder(sealed)
             assert sealed.call is not None
             return sealed.call.details
+
+    async def audit(self, *events: AuditEvent) -> None:
+        """Hand audit events to the recorder, which chains them into the audit log (or
+        spools them with the records while the store is down). Raises only
+        ConfideError: then the audited action must not go ahead."""
+        assert self._recorder is not None
+        with self._in_flight(Stage.RECORDS), _translated(Stage.RECORDS):
+            await self._recorder(RecordWrite(audit=events, write_id=uuid.uuid4().hex))
 
     # -- a replica's side -----------------------------------------------------------
 

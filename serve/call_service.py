@@ -20,6 +20,8 @@ from opentelemetry import trace
 
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
+from serve.access.identity import Identity, peer_identity
+from serve.audit import Actor, AuditEvent, events
 from serve.boundary import PayloadBoundary
 from serve.call_session import CallSession, Record
 from serve.call_setup import CallSetup, parse_setup
@@ -29,8 +31,8 @@ from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument,
 from serve.messages import DialogueRequest
 from serve.records.recording import CallRecording
 from serve.redaction import CallRedaction, Redactor
+from serve.rpc_errors import RpcOutcome, status_on_error
 from serve.telemetry import GatewayTelemetry
-from serve.tenancy import authorize
 from serve.whisper_engine import model_name
 from serve.wire import SPEAKER_ROLES, role_name
 
@@ -40,10 +42,6 @@ MAX_TURN_CHARACTERS = 4000
 _CONVERSE_ROLES = {role: name for name, role in SPEAKER_ROLES.items()}
 
 logger = confide_logger("confide.gateway")
-
-
-def new_error_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 @dataclass
@@ -97,11 +95,48 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             self._active_calls -= 1
             self._telemetry.metrics.active_calls(self._active_calls)
 
-    def _authorize(self, context: grpc.aio.ServicerContext, rpc: _Rpc) -> str:
-        tenant = authorize(context, self._config.trust_domain, self._config.tenant_names)
+    def _authorize(self, context: grpc.aio.ServicerContext, rpc: _Rpc) -> Identity:
+        # The interceptor (serve/access/policy.py) has admitted this tenant and role.
+        identity = peer_identity(context, self._config.trust_domain)
         self.calls_handled += 1
-        rpc.identify(tenant=tenant)
-        return tenant
+        rpc.identify(tenant=identity.tenant)
+        return identity
+
+    @contextlib.asynccontextmanager
+    async def _audited(self, identity: Identity, method: str, call_id: str):
+        """The call's start and end in the audit log (through the recorder). The start
+        is written before any audio is taken: when it cannot be, the call is refused."""
+        if not self._boundary.records_enabled:
+            yield
+            return
+        actor = Actor(identity.fingerprint, identity.tenant, identity.role)
+        target = self._telemetry.hasher(call_id)
+        await self._boundary.audit(
+            AuditEvent(actor, events.CALL_START, identity.tenant, target, detail={"rpc": method})
+        )
+        status = "INTERNAL"
+        try:
+            yield
+            status = "OK"
+        except ConfideError as error:
+            status = error.code.name
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            status = "CANCELLED"
+            raise
+        finally:
+            end = AuditEvent(
+                actor,
+                events.CALL_END,
+                identity.tenant,
+                target,
+                outcome="ok" if status == "OK" else "failed",
+                detail={"rpc": method, "status": status},
+            )
+            try:
+                await asyncio.shield(self._boundary.audit(end))
+            except ConfideError as error:
+                logger.warning("call end not audited: %s", Plain(error.code.name))
 
     @contextlib.asynccontextmanager
     async def _handling(self, context: grpc.aio.ServicerContext, method: str):
@@ -111,23 +146,13 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             "confide.call", attributes={"rpc.method": method}, record_exception=False
         )
         rpc = _Rpc(span)
-        status = grpc.StatusCode.OK
+        outcome = RpcOutcome()
         try:
             with trace.use_span(span, record_exception=False, set_status_on_exception=False):
-                yield rpc
-        except ConfideError as error:
-            status = error.code
-            await self._abort(context, rpc, status, str(error), error.error_id)
-        except grpc.aio.AbortError:
-            raise
-        except asyncio.CancelledError:
-            status = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as exc:  # never let exception text reach the client
-            status = grpc.StatusCode.INTERNAL
-            logger.error("unexpected %s in %s", Plain(type(exc).__name__), Plain(method))
-            await self._abort(context, rpc, status, "internal error")
+                async with status_on_error(context, span, method) as outcome:
+                    yield rpc
         finally:
+            status = outcome.status
             span.set_attribute("confide.status", status.name)
             if status != grpc.StatusCode.OK:
                 span.set_status(trace.StatusCode.ERROR)
@@ -135,19 +160,6 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     self._telemetry.metrics.refused(status.name)
             self._telemetry.metrics.call_ended(rpc.tenant, status.name)
             span.end()
-
-    @staticmethod
-    async def _abort(
-        context: grpc.aio.ServicerContext,
-        rpc: _Rpc,
-        code: grpc.StatusCode,
-        message: str,
-        error_id: str | None = None,
-    ) -> None:
-        error_id = error_id or new_error_id()
-        rpc.span.set_attribute("confide.error_id", error_id)
-        logger.warning("rpc failed %s: %s", Plain(error_id), Plain(code.name))
-        await context.abort(code, f"{message} (error id {error_id})")
 
     async def StreamCall(
         self,
@@ -159,25 +171,41 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             # call was accepted: a client that waits for them never writes into a call
             # the gateway ended, which grpcio reports as INTERNAL (grpc#36066).
             first = await anext(aiter(request_iterator), None)
-            tenant = self._authorize(context, rpc)
+            identity = self._authorize(context, rpc)
             with self._admit(rpc):
-                session = self._open(first, tenant, rpc)
-                await context.send_initial_metadata(())
-                reader = asyncio.create_task(self._read(session, request_iterator))
-                async with _recording_end(session):
-                    try:
-                        async with contextlib.aclosing(session.events()) as events:
-                            async for event in events:
-                                yield event
-                        await reader  # raises what broke the reader, after the backlog
-                    finally:
-                        reader.cancel()
-                    if session.rejected is not None:
-                        raise session.rejected
-                summary = session.summary()
-                _record_summary(rpc.span, summary.summary)
-                session.report_redaction()
-                yield summary
+                session = self._open(first, identity.tenant, rpc)
+                async with (
+                    self._audited(identity, "StreamCall", session.setup.call_id),
+                    contextlib.aclosing(
+                        self._stream(session, request_iterator, rpc, context)
+                    ) as stream,
+                ):
+                    async for event in stream:
+                        yield event
+
+    async def _stream(
+        self,
+        session: CallSession,
+        request_iterator: AsyncIterator[pb.StreamCallRequest],
+        rpc: _Rpc,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamCallResponse]:
+        await context.send_initial_metadata(())
+        reader = asyncio.create_task(self._read(session, request_iterator))
+        async with _recording_end(session):
+            try:
+                async with contextlib.aclosing(session.events()) as events:
+                    async for event in events:
+                        yield event
+                await reader  # raises what broke the reader, after the backlog
+            finally:
+                reader.cancel()
+            if session.rejected is not None:
+                raise session.rejected
+        summary = session.summary()
+        _record_summary(rpc.span, summary.summary)
+        session.report_redaction()
+        yield summary
 
     def _open(self, first: pb.StreamCallRequest | None, tenant: str, rpc: _Rpc) -> CallSession:
         if first is None or first.WhichOneof("request") != "config":
@@ -195,7 +223,12 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             self._boundary.reply if self._boundary.dialogue_enabled else None,
             self._config.system_prompt(tenant),
             tenant,
-            self._recording(tenant, setup, config.record if config.HasField("record") else None),
+            self._recording(
+                tenant,
+                setup,
+                config.record if config.HasField("record") else None,
+                config.training_consent,
+            ),
             self._call_redaction(tenant),
         )
 
@@ -206,7 +239,12 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         return CallRedaction(self._redactor, entities, hold), policy
 
     def _recording(
-        self, tenant: str, setup: CallSetup, asked: bool | None, rpc_method: str = "StreamCall"
+        self,
+        tenant: str,
+        setup: CallSetup,
+        asked: bool | None,
+        consent: bool,
+        rpc_method: str = "StreamCall",
     ) -> tuple[CallRecording, Record] | None:
         """The call's record, when the tenant records calls, the client did not turn it
         off, and sealing is on (records are only ever stored sealed)."""
@@ -224,7 +262,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             "dialogue_model": self._config.dialogue_model_dir.name if setup.agent_replies else None,
         }
         call_key = self._telemetry.hasher(setup.call_id)
-        return CallRecording(tenant, call_key, details), self._boundary.record
+        return CallRecording(tenant, call_key, details, consent), self._boundary.record
 
     @staticmethod
     async def _read(
@@ -256,7 +294,8 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         self, request: pb.TranscribeRequest, context: grpc.aio.ServicerContext
     ) -> pb.TranscribeResponse:
         async with self._handling(context, "Transcribe") as rpc:
-            tenant = self._authorize(context, rpc)
+            identity = self._authorize(context, rpc)
+            tenant = identity.tenant
             with self._admit(rpc):
                 if len(request.data) > self._config.gateway.max_recording_bytes:
                     raise InvalidArgument(
@@ -265,41 +304,51 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 setup = parse_setup(request.call_id, request.audio, interim_results=False)
                 _record_setup(rpc, setup)
                 asked = request.record if request.HasField("record") else None
-                session = CallSession(
-                    setup,
-                    self._config,
-                    self._boundary.transcribe,
-                    self._telemetry,
-                    tenant=tenant,
-                    recording=self._recording(tenant, setup, asked, "Transcribe"),
-                    redaction=self._call_redaction(tenant),
+                recording = self._recording(
+                    tenant, setup, asked, request.training_consent, "Transcribe"
                 )
-                step = self._config.gateway.max_chunk_bytes
-                for start in range(0, len(request.data), step):
-                    session.feed(request.data[start : start + step])
-                session.finish()
-                segments = []
-                async with (
-                    _recording_end(session),
-                    contextlib.aclosing(session.results()) as results,
-                ):
-                    async for event in results:
-                        if isinstance(event, ConfideError):
-                            raise event
-                        segments.append(event.transcript)
-                summary = session.summary().summary
-                _record_summary(rpc.span, summary)
-                session.report_redaction()
-                return pb.TranscribeResponse(
-                    call_id=setup.call_id, segments=segments, summary=summary
-                )
+                async with self._audited(identity, "Transcribe", setup.call_id):
+                    session = CallSession(
+                        setup,
+                        self._config,
+                        self._boundary.transcribe,
+                        self._telemetry,
+                        tenant=tenant,
+                        recording=recording,
+                        redaction=self._call_redaction(tenant),
+                    )
+                    return await self._transcribe(session, request.data, rpc)
         raise AssertionError("unreachable: _handling aborts")
+
+    async def _transcribe(
+        self, session: CallSession, data: bytes, rpc: _Rpc
+    ) -> pb.TranscribeResponse:
+        step = self._config.gateway.max_chunk_bytes
+        for start in range(0, len(data), step):
+            session.feed(data[start : start + step])
+        session.finish()
+        segments = []
+        async with (
+            _recording_end(session),
+            contextlib.aclosing(session.results()) as results,
+        ):
+            async for event in results:
+                if isinstance(event, ConfideError):
+                    raise event
+                segments.append(event.transcript)
+        summary = session.summary().summary
+        _record_summary(rpc.span, summary)
+        session.report_redaction()
+        return pb.TranscribeResponse(
+            call_id=session.setup.call_id, segments=segments, summary=summary
+        )
 
     async def Converse(
         self, request: pb.ConverseRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ConverseResponse]:
         async with self._handling(context, "Converse") as rpc:
-            tenant = self._authorize(context, rpc)
+            identity = self._authorize(context, rpc)
+            tenant = identity.tenant
             if not self._boundary.dialogue_enabled:
                 raise FailedPrecondition("the dialogue model is not enabled on this gateway")
             dialogue_request = await self._redacted_prompt(
@@ -312,19 +361,27 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             )
             rpc.identify(call_id=request.conversation_id)
             with self._admit(rpc):
-                text = ""
-                with self._telemetry.tracer.start_as_current_span(
-                    "confide.reply", record_exception=False
-                ) as span:
-                    async for delta in self._boundary.reply(dialogue_request):
-                        text += delta
-                        yield pb.ConverseResponse(
-                            conversation_id=request.conversation_id, delta=delta
-                        )
-                    span.set_attribute("confide.text_chars", len(text))
-                yield pb.ConverseResponse(
-                    conversation_id=request.conversation_id, is_final=True, text=text.strip()
-                )
+                async with (
+                    self._audited(identity, "Converse", request.conversation_id),
+                    contextlib.aclosing(self._converse(request, dialogue_request)) as responses,
+                ):
+                    async for response in responses:
+                        yield response
+
+    async def _converse(
+        self, request: pb.ConverseRequest, dialogue_request: DialogueRequest
+    ) -> AsyncIterator[pb.ConverseResponse]:
+        text = ""
+        with self._telemetry.tracer.start_as_current_span(
+            "confide.reply", record_exception=False
+        ) as span:
+            async for delta in self._boundary.reply(dialogue_request):
+                text += delta
+                yield pb.ConverseResponse(conversation_id=request.conversation_id, delta=delta)
+            span.set_attribute("confide.text_chars", len(text))
+        yield pb.ConverseResponse(
+            conversation_id=request.conversation_id, is_final=True, text=text.strip()
+        )
 
     async def _redacted_prompt(self, request: DialogueRequest) -> DialogueRequest:
         """The model only ever sees redacted text, whatever a Converse client sends."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from serve.access import open_records_access
 from serve.boundary import PayloadBoundary
 from serve.core.config import ConfideConfig, GatewayConfig, TlsFiles
 from serve.core.keys import key_provider
@@ -73,8 +74,10 @@ class Gateway:
             if config.redaction.enabled
             else None
         )
+        # The RecordsService reads the store through the KMS and audits in its database.
+        access = await asyncio.to_thread(open_records_access, config) if records else None
         self._running: RunningServer = await start_server(
-            config, tls, boundary, self._telemetry, self._tracing.provider, redactor
+            config, tls, boundary, self._telemetry, self._tracing.provider, redactor, access
         )
 
     async def _transcribe(self, request: TurnRequest) -> Sealed:

@@ -1,4 +1,5 @@
-"""The gateway's gRPC server: mutual TLS only, CallService plus standard health."""
+"""The gateway's gRPC server: mutual TLS only; CallService, RecordsService (where records
+are on), standard health and reflection; every RPC through the access interceptor."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 
-from confide.v1 import call_pb2, call_pb2_grpc
+from confide.v1 import call_pb2, call_pb2_grpc, records_pb2, records_pb2_grpc
+from serve.access import AccessInterceptor, AccessPolicy, RecordsAccess, RecordsService
 from serve.boundary import PayloadBoundary
 from serve.call_service import CallService
 from serve.core.config import ConfideConfig, TlsFiles
@@ -17,6 +19,7 @@ from serve.redaction import Redactor
 from serve.telemetry import GatewayTelemetry
 
 SERVICE_NAME = call_pb2.DESCRIPTOR.services_by_name["CallService"].full_name
+RECORDS_SERVICE_NAME = records_pb2.DESCRIPTOR.services_by_name["RecordsService"].full_name
 _ENVELOPE_BYTES = 64 * 1024
 
 
@@ -39,18 +42,28 @@ async def start_server(
     telemetry: GatewayTelemetry | None = None,
     tracer_provider: TracerProvider | None = None,
     redactor: Redactor | None = None,
+    records: RecordsAccess | None = None,
 ) -> RunningServer:
     """Start the mTLS server on config.gateway.host:port and return it with its bound
     port (port 0 picks a free one). There is no plaintext port. Turns and replies go
     through `boundary` (in Serve, to the model deployments; in tests, to stand-ins).
     With a tracer provider, opentelemetry-instrumentation-grpc adds a server span per
-    RPC (through the same allowlist as every other span)."""
+    RPC (through the same allowlist as every other span). With `records`, the
+    RecordsService is served and refusals are audited."""
     max_message = config.gateway.max_recording_bytes + _ENVELOPE_BYTES
+    telemetry = telemetry or GatewayTelemetry.disabled()
+    policy = AccessPolicy(
+        config.trust_domain,
+        config.tenant_names,
+        records.audit if records is not None else None,
+        telemetry.metrics.refused,
+    )
     interceptors = []
     if tracer_provider is not None:
         from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
         interceptors.append(aio_server_interceptor(tracer_provider=tracer_provider))
+    interceptors.append(AccessInterceptor(policy))
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[
@@ -60,12 +73,18 @@ async def start_server(
     )
     service = CallService(config, boundary, telemetry, redactor)
     call_pb2_grpc.add_CallServiceServicer_to_server(service, server)
+    services = [SERVICE_NAME]
+    if records is not None:
+        records_pb2_grpc.add_RecordsServiceServicer_to_server(
+            RecordsService(config, records, policy, telemetry.tracer), server
+        )
+        services.append(RECORDS_SERVICE_NAME)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # Server reflection, so grpcurl and Postman need no .proto files: only behind the
     # same mTLS as every other RPC, and it describes nothing but the public contract.
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = f"{config.gateway.host}:{config.gateway.port}"
     if ":" in config.gateway.host:
@@ -74,6 +93,6 @@ async def start_server(
     if port == 0:
         raise RuntimeError(f"could not bind the gateway to {address}")
     await server.start()
-    for name in ("", SERVICE_NAME):
+    for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server, port, service, health_servicer)

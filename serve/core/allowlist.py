@@ -69,6 +69,15 @@ _CALL_SERVICE = "confide.v1.CallService"
 _HEALTH_SERVICE = "grpc.health.v1.Health"
 RPC_METHODS = {
     _CALL_SERVICE: ("StreamCall", "Transcribe", "Converse"),
+    "confide.v1.RecordsService": (
+        "ListCalls",
+        "GetCallStats",
+        "GetCall",
+        "DeleteCall",
+        "SetLegalHold",
+        "ExportTrainingData",
+        "GetAuditLog",
+    ),
     _HEALTH_SERVICE: ("Check", "Watch"),
     "grpc.reflection.v1alpha.ServerReflection": ("ServerReflectionInfo",),
     "grpc.reflection.v1.ServerReflection": ("ServerReflectionInfo",),
@@ -134,6 +143,7 @@ RESOURCE_ATTRIBUTES = frozenset(
 SPAN_NAMES = frozenset(
     {
         "confide.call",
+        "confide.records",
         "confide.vad",
         "confide.transcribe",
         "confide.transcriber.decode",

@@ -7,7 +7,9 @@ message is written for clients: it never carries audio, transcript or prompt tex
     ├── Unauthenticated      UNAUTHENTICATED
     ├── ResourceExhausted    RESOURCE_EXHAUSTED
     ├── FailedPrecondition   FAILED_PRECONDITION
-    └── EngineUnavailable    UNAVAILABLE
+    ├── NotFound             NOT_FOUND
+    └── Unavailable          UNAVAILABLE
+        └── EngineUnavailable
 """
 
 from __future__ import annotations
@@ -43,7 +45,17 @@ class FailedPrecondition(ConfideError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-class EngineUnavailable(ConfideError):
-    """A model engine failed or is overloaded; the call itself goes on."""
+class NotFound(ConfideError):
+    """No such thing for this caller (whether it exists for another is never said)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class Unavailable(ConfideError):
+    """Something the request needs cannot be reached now (a retry may work)."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class EngineUnavailable(Unavailable):
+    """A model engine failed or is overloaded; the call itself goes on."""

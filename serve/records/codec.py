@@ -57,22 +57,47 @@ class RecordReader:
         self._codec = codec
         self._call_key = call_key  # call id -> its HMAC, as the gateway stored it
 
+    @property
+    def database(self):
+        """The records database (the audit log keeps its tables there too)."""
+        return self._store.database
+
     def call_key(self, call_id: str) -> str:
         return self._call_key(call_id)
 
     def calls(self, tenant: str | None, since: float | None) -> list[tuple[CallRow, str | None]]:
         """Rows with their call ids, where the sealed details still open."""
-        listed = []
-        for row in self._store.calls(tenant, since):
-            call_id = None
-            with contextlib.suppress(UnreadableRecord):  # listed by its key instead
-                if row.details:
-                    call_id = self._codec.open(row.tenant, row.call_key, row.details)["call_id"]
-            listed.append((row, call_id))
-        return listed
+        return [(row, self._call_id(row)) for row in self._store.calls(tenant, since)]
 
     def set_hold(self, tenant: str, call_id: str, hold: bool) -> None:
         self._store.set_hold(tenant, self._call_key(call_id), hold)
+
+    # By call key, for the RecordsService (serve/access), which audits each use.
+
+    def row(self, tenant: str, call_key: str) -> CallRow:
+        return self._store.call(tenant, call_key)
+
+    def rows(self, tenant: str, start: float, end: float) -> list[CallRow]:
+        return [row for row in self._store.calls(tenant, start) if row.started_at < end]
+
+    def page(
+        self, tenant: str, span: tuple[float, float], after: tuple[float, str] | None, limit: int
+    ) -> list[tuple[CallRow, str | None]]:
+        """Rows of calls that began in `span` after `after`, with their call ids."""
+        return [(row, self._call_id(row)) for row in self._store.page(tenant, *span, after, limit)]
+
+    def hold(self, tenant: str, call_key: str, hold: bool) -> None:
+        self._store.set_hold(tenant, call_key, hold)
+
+    def erase(self, tenant: str, call_key: str) -> None:
+        self._store.erase(tenant, call_key)
+
+    def _call_id(self, row: CallRow) -> str | None:
+        """The call id from the row's sealed details; None where they do not open."""
+        with contextlib.suppress(UnreadableRecord):
+            if row.details:
+                return self._codec.open(row.tenant, row.call_key, row.details)["call_id"]
+        return None
 
     def transcript(self, tenant: str, call_id: str, raw: bool = False) -> Transcript:
         row = self._store.call(tenant, self._call_key(call_id))

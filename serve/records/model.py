@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from serve.audit.events import AuditEvent
+
 SEGMENT = "segment"
 REPLY = "reply"
 RAW_SEGMENT = "raw_segment"
@@ -72,6 +74,9 @@ class RecordWrite:
     call: CallRow | None = None
     """The call's row, when it starts or ends."""
     write_id: str = ""
+    audit: tuple[AuditEvent, ...] = ()
+    """Audit events of the call (its start and end), chained when the write is stored:
+    spooled with it while the store is down, so none is lost."""
 
 
 @dataclass(frozen=True)

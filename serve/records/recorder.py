@@ -16,8 +16,10 @@ import contextlib
 from ray import serve
 from ray.util import metrics
 
+from serve.audit.store import AuditStore
 from serve.core.allowlist import confide_logger, metric_labels
 from serve.core.config import ConfideConfig
+from serve.core.database import DatabaseUnavailable
 from serve.records.errors import StoreUnavailable
 from serve.records.model import RecordWrite
 from serve.records.spool import Spool
@@ -33,6 +35,7 @@ class RecordWriter:
     def __init__(self, store: RecordStore | None, spool: Spool, connect=None) -> None:
         self._store = store
         self._connect = connect
+        self._audit: AuditStore | None = None
         self.spool = spool
 
     def write(self, write: RecordWrite) -> str:
@@ -65,6 +68,20 @@ class RecordWriter:
             self._store.put_call(write.call)
         if write.entries:
             self._store.put_entries(write.entries)
+        if write.audit:
+            try:
+                self._audit_log().append(write.audit)
+            except DatabaseUnavailable as exc:
+                raise StoreUnavailable("the audit log's database is unavailable") from exc
+
+    def _audit_log(self) -> AuditStore:
+        """The audit tables of the same database (appending needs no key)."""
+        assert self._store is not None
+        if self._audit is None or self._audit.database is not self._store.database:
+            audit = AuditStore(self._store.database)
+            audit.migrate()
+            self._audit = audit
+        return self._audit
 
 
 @serve.deployment

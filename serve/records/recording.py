@@ -25,8 +25,11 @@ class CallCounts:
 
 
 class CallRecording:
-    def __init__(self, tenant: str, call_key: str, details: dict, clock=time.time) -> None:
+    def __init__(
+        self, tenant: str, call_key: str, details: dict, consent: bool = False, clock=time.time
+    ) -> None:
         self._tenant = tenant
+        self._consent = consent
         self._call_key = call_key
         self._details = details
         self.sealed_details = b""
@@ -82,5 +85,6 @@ class CallRecording:
             agent_replies=self.counts.agent_replies,
             status=status,
             details=self.sealed_details,
+            training_consent=self._consent,
         )
         return PlainWrite(row, self._details, entries)

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
+from serve.audit.events import Actor, AuditEvent
 from serve.core.secret_files import write_secret
 from serve.records.errors import SpoolFull
 from serve.records.model import CallRow, Entry, RecordWrite
@@ -58,6 +59,7 @@ def _encode(write: RecordWrite) -> dict:
         "call": None
         if write.call is None
         else {**asdict(write.call), "details": base64.b64encode(write.call.details).decode()},
+        "audit": [asdict(event) for event in write.audit],
     }
 
 
@@ -68,4 +70,7 @@ def _decode(data: dict) -> RecordWrite:
     call = data["call"]
     if call is not None:
         call = CallRow(**{**call, "details": base64.b64decode(call["details"])})
-    return RecordWrite(entries, call, data["write_id"])
+    audit = tuple(
+        AuditEvent(**{**event, "actor": Actor(**event["actor"])}) for event in data.get("audit", ())
+    )
+    return RecordWrite(entries, call, data["write_id"], audit)

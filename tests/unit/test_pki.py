@@ -4,7 +4,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID
 
-from cluster.pki import DevPki, spiffe_id
+from cluster.pki import DevPki
+from serve.access.identity import spiffe_id
 
 
 def _mode(path) -> int:

@@ -46,18 +46,20 @@ class ChannelConfig(_message.Message):
     def __init__(self, role: _Optional[_Union[SpeakerRole, str]] = ...) -> None: ...
 
 class CallConfig(_message.Message):
-    __slots__ = ("call_id", "audio", "interim_results", "agent_replies", "record")
+    __slots__ = ("call_id", "audio", "interim_results", "agent_replies", "record", "training_consent")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     AGENT_REPLIES_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_CONSENT_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     audio: AudioFormat
     interim_results: bool
     agent_replies: bool
     record: bool
-    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ..., agent_replies: _Optional[bool] = ..., record: _Optional[bool] = ...) -> None: ...
+    training_consent: bool
+    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ..., agent_replies: _Optional[bool] = ..., record: _Optional[bool] = ..., training_consent: _Optional[bool] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("data",)
@@ -222,16 +224,18 @@ class ConverseResponse(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., delta: _Optional[str] = ..., is_final: _Optional[bool] = ..., text: _Optional[str] = ...) -> None: ...
 
 class TranscribeRequest(_message.Message):
-    __slots__ = ("call_id", "audio", "data", "record")
+    __slots__ = ("call_id", "audio", "data", "record", "training_consent")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_CONSENT_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     audio: AudioFormat
     data: bytes
     record: bool
-    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., data: _Optional[bytes] = ..., record: _Optional[bool] = ...) -> None: ...
+    training_consent: bool
+    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., data: _Optional[bytes] = ..., record: _Optional[bool] = ..., training_consent: _Optional[bool] = ...) -> None: ...
 
 class TranscribeResponse(_message.Message):
     __slots__ = ("call_id", "segments", "summary")

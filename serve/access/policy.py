@@ -1,0 +1,152 @@
+"""Access control for every RPC, in one place: a server interceptor that reads the
+peer's identity, checks its tenant is configured and its role is in the method's row of
+the table (serve/access/roles.py), and otherwise refuses the RPC before its handler
+runs. Every refusal is written to the audit log first (when the gateway has one)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+
+import grpc
+
+from serve.access.identity import Identity, peer_identity
+from serve.access.roles import allowed
+from serve.audit import Actor, AuditEvent, AuditLog, AuditUnavailable, events
+from serve.core.allowlist import Plain, confide_logger
+from serve.core.errors import ConfideError, PermissionDenied
+from serve.rpc_errors import new_error_id
+
+logger = confide_logger("confide.access")
+
+
+class AccessPolicy:
+    def __init__(
+        self,
+        trust_domain: str,
+        tenants: frozenset[str],
+        audit: AuditLog | None,
+        on_refused: Callable[[str], None] = lambda status: None,
+    ) -> None:
+        self._trust_domain = trust_domain
+        self._tenants = tenants
+        self._audit = audit
+        self._on_refused = on_refused
+
+    def identify(self, context: grpc.aio.ServicerContext) -> Identity:
+        """The caller, already admitted by the interceptor."""
+        return peer_identity(context, self._trust_domain)
+
+    async def require(
+        self, context: grpc.aio.ServicerContext, permission: str, method: str
+    ) -> Identity:
+        """The caller's identity if its role holds `permission`; otherwise the refusal
+        is audited and the RPC aborted (PERMISSION_DENIED or UNAUTHENTICATED)."""
+        identity = None
+        try:
+            identity = self.identify(context)
+            if identity.tenant not in self._tenants:
+                # The name comes from a CA-verified certificate: echoing it leaks nothing.
+                raise PermissionDenied(f"tenant {identity.tenant!r} is not allowed here")
+            if not allowed(permission, identity.role):
+                raise PermissionDenied(f"role {identity.role!r} may not call {method}")
+            return identity
+        except ConfideError as refusal:
+            await self._refuse(context, identity, method, refusal)
+            raise AssertionError("unreachable: the RPC was aborted") from None
+
+    async def _refuse(
+        self,
+        context: grpc.aio.ServicerContext,
+        identity: Identity | None,
+        method: str,
+        refusal: ConfideError,
+    ) -> None:
+        error_id = new_error_id()
+        if self._audit is not None:
+            actor = (
+                Actor(identity.fingerprint, identity.tenant, identity.role)
+                if identity is not None
+                else Actor("", "", "")
+            )
+            event = AuditEvent(
+                actor,
+                events.ACCESS_DENIED,
+                identity.tenant if identity is not None else "",
+                outcome="denied",
+                error_id=error_id,
+                detail={"method": method, "status": refusal.code.name},
+            )
+            try:
+                await asyncio.to_thread(self._audit.record, event)
+            except AuditUnavailable:  # refused either way; the log line says it
+                logger.error("refusal %s not audited", Plain(error_id))
+        self._on_refused(refusal.code.name)
+        logger.warning("refused %s: %s", Plain(error_id), Plain(refusal.code.name))
+        await context.abort(refusal.code, f"{refusal} (error id {error_id})")
+
+
+class AccessInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler so that `AccessPolicy.require` runs before it."""
+
+    def __init__(self, policy: AccessPolicy) -> None:
+        self._policy = policy
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        name = method.rsplit("/", 1)[-1]
+        policy = self._policy
+        if handler.unary_unary is not None:
+            kind, behavior = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+        elif handler.unary_stream is not None:
+            kind, behavior = grpc.unary_stream_rpc_method_handler, handler.unary_stream
+        elif handler.stream_unary is not None:
+            kind, behavior = grpc.stream_unary_rpc_method_handler, handler.stream_unary
+        else:
+            kind, behavior = grpc.stream_stream_rpc_method_handler, handler.stream_stream
+
+        streaming_requests = handler.request_streaming
+        if inspect.isasyncgenfunction(behavior):
+
+            async def checked(request, context):
+                if streaming_requests:
+                    # Read the first message before refusing: a client that is still
+                    # writing into a call the server ended sees INTERNAL (grpc#36066).
+                    request = await _with_first_read(request)
+                await policy.require(context, method, name)
+                async for response in behavior(request, context):
+                    yield response
+
+        else:
+
+            async def checked(request, context):
+                await policy.require(context, method, name)
+                return await behavior(request, context)
+
+        return kind(
+            checked,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+async def _with_first_read(requests):
+    """The same request stream, its first message already received."""
+    iterator = aiter(requests)
+    first = await anext(iterator, _END)
+
+    async def replay():
+        if first is _END:
+            return
+        yield first
+        async for request in iterator:
+            yield request
+
+    return replay()
+
+
+_END = object()
