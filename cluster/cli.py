@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     certs_commands = certs.add_subparsers(dest="certs_command", required=True)
     issue = certs_commands.add_parser("issue", help="issue a tenant client certificate")
     issue.add_argument("--tenant", required=True)
+    issue.add_argument(
+        "--role",
+        default="platform",
+        help="platform (calls; default), supervisor, analyst, compliance, admin or trainer",
+    )
 
     keys = commands.add_parser("keys", help="key-encryption keys (one per tenant and month)")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -66,25 +71,19 @@ def _parser() -> argparse.ArgumentParser:
 
     records = commands.add_parser("records", help="stored call records (sealed transcripts)")
     records_commands = records.add_subparsers(dest="records_command", required=True)
-    listing = records_commands.add_parser("list", help="calls recorded, without their text")
-    listing.add_argument("--tenant")
-    listing.add_argument("--since", help="YYYY-MM-DD (UTC)")
-    for action, text in (
-        ("show", "print a call's transcript and replies (opened through the KMS)"),
-        ("hold", "put a call on legal hold: retention never purges it"),
-        ("release", "lift a call's legal hold"),
-    ):
-        command = records_commands.add_parser(action, help=text)
-        command.add_argument("call_id")
-        command.add_argument("--tenant", required=True)
-        if action == "show":
-            command.add_argument(
-                "--raw",
-                action="store_true",
-                help="also the raw finals, where the tenant stores them",
-            )
+    _add_records_verbs(records_commands)
     purge = records_commands.add_parser("purge", help="apply retention now (the cluster also does)")
     purge.add_argument("--dry-run", action="store_true", help="show what would go, and why")
+
+    audit_log = commands.add_parser("audit-log", help="the tamper-evident audit log")
+    audit_commands = audit_log.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser(
+        "verify", help="check every record's hash and link, and every signed checkpoint"
+    )
+    audit_commands.add_parser("checkpoint", help="sign the log's head now")
+    show_log = audit_commands.add_parser("show", help="print the newest records")
+    show_log.add_argument("--tenant", help="one tenant's records only")
+    show_log.add_argument("--last", type=int, default=20, help="how many (default 20)")
 
     redaction = commands.add_parser("redaction", help="card numbers and personal data")
     redaction_commands = redaction.add_subparsers(dest="redaction_command", required=True)
@@ -125,6 +124,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_records_verbs(records: argparse._SubParsersAction) -> None:
+    """The verbs that go through the RecordsService (cluster/records_cli.py)."""
+    listing = records.add_parser("list", help="calls recorded, without their text")
+    listing.add_argument("--since", help="YYYY-MM-DD (UTC)")
+    stats = records.add_parser("stats", help="counts and durations, no call ids")
+    stats.add_argument("--since", help="YYYY-MM-DD (UTC)")
+    for action, text in (
+        ("show", "print a call's transcript and replies (redacted; --raw for compliance)"),
+        ("hold", "put a call on legal hold: retention never purges it"),
+        ("release", "lift a call's legal hold"),
+        ("delete", "erase a call's record on request"),
+    ):
+        command = records.add_parser(action, help=text)
+        command.add_argument("call_id")
+        if action == "show":
+            command.add_argument(
+                "--raw", action="store_true", help="also the raw finals, where stored"
+            )
+    for command in records.choices.values():
+        command.add_argument("--tenant", help="whose records (default: the first tenant)")
+        command.add_argument(
+            "--as", dest="role", help="act as this role (default: the least that may)"
+        )
+        command.add_argument("--purpose", default="", help="why (required for raw, hold, delete)")
+        command.add_argument("--target", help="gateway host:port (default: from `confide up`)")
+
+
 def _add_call_options(parser: argparse.ArgumentParser, file_required: bool = True) -> None:
     parser.add_argument(
         "file",
@@ -158,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": _models,
         "keys": _keys,
         "records": _records,
+        "audit-log": _audit_log,
         "redaction": _redaction,
         "config": _config,
         "telemetry": _telemetry,
@@ -176,6 +203,12 @@ def _keys(config: ConfideConfig, args: argparse.Namespace) -> int:
 
     provider = key_provider(config.keys, config.state_path)
     if args.keys_command == "rewrap":
+        from serve.core.allowlist import IdentifierHasher
+        from serve.core.telemetry_key import telemetry_key
+
+        call_key = IdentifierHasher(telemetry_key(config.keys, config.state_path))(args.call_id)
+        if not _audit_key_operation(config, "rewrap", args.tenant, call_key, len(args.files)):
+            return 1
         sealer = Sealer(provider)
         binding = Binding(args.tenant, args.call_id, args.purpose)
         for path in args.files:
@@ -186,6 +219,8 @@ def _keys(config: ConfideConfig, args: argparse.Namespace) -> int:
     if args.period:
         when = dt.datetime.strptime(args.period, "%Y-%m").replace(tzinfo=dt.UTC)
     kek_id = period_kek_id(args.tenant, when)
+    if not _audit_key_operation(config, args.keys_command, args.tenant, kek_id):
+        return 1
     if args.keys_command == "rotate":
         print(f"{kek_id}: now at version {provider.rotate(kek_id)}")
     else:
@@ -194,89 +229,99 @@ def _keys(config: ConfideConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _records(config: ConfideConfig, args: argparse.Namespace) -> int:
-    import datetime as dt
+def _audit_key_operation(
+    config: ConfideConfig, operation: str, tenant: str, target: str, files: int = 0
+) -> bool:
+    """Audit a key operation before it happens (where there is an audit log: records
+    on); False, with the reason printed, when it cannot be audited (fail closed)."""
+    if not config.records.enabled:
+        return True
+    from serve.audit import Actor, AuditEvent, AuditUnavailable, events, open_audit_log
+    from serve.core.database import DatabaseUnavailable
 
-    from serve.records import RecordsError, open_reader
+    action = getattr(events, f"KEY_{operation.upper()}")
+    detail = {"files": files} if files else {}
+    try:
+        open_audit_log(config).record(
+            AuditEvent(Actor.operator(), action, tenant, target, detail=detail)
+        )
+    except (AuditUnavailable, DatabaseUnavailable) as error:
+        print(f"confide keys: not done, it cannot be audited: {error}", file=sys.stderr)
+        return False
+    return True
+
+
+def _records(config: ConfideConfig, args: argparse.Namespace) -> int:
+    if args.records_command == "purge":
+        return _purge(config, args)
+    from cluster import records_cli
+
+    target = _gateway_target(config, args.target)
+    if target is None:
+        return 2
+    return asyncio.run(records_cli.run_verb(config, args, target))
+
+
+def _purge(config: ConfideConfig, args: argparse.Namespace) -> int:
+    """Retention now, by the operator on a host with the state directory; the purge
+    audits what it deletes and destroys under the operator's name."""
+    from serve.audit import Actor, AuditUnavailable
+    from serve.records import RecordsError
+    from serve.records.purge_loop import build_purger
 
     try:
-        if args.records_command == "purge":
-            from serve.records.purge_loop import build_purger
-
-            purger = build_purger(config)
-            if args.dry_run:
-                print("\n".join(purger.plan().describe()))
-                return 0
-            report = purger.run()
-            if not report.ran:
-                print("another purge is running; try again later", file=sys.stderr)
-                return 1
-            print(
-                f"deleted the text of {report.expired} calls, shredded {report.shredded} "
-                f"tenant-months ({report.unreadable} rows did not open)"
-            )
+        purger = build_purger(config, actor=Actor.operator())
+        if args.dry_run:
+            print("\n".join(purger.plan().describe()))
             return 0
-        reader = open_reader(config)
-        if args.records_command == "list":
-            since = None
-            if args.since:
-                since = dt.datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=dt.UTC)
-            rows = reader.calls(args.tenant, since.timestamp() if since else None)
-            for row, call_id in rows:
-                _print_call_row(row, call_id)
-            print(f"{len(rows)} calls")
-        elif args.records_command == "show":
-            _print_transcript(reader.transcript(args.tenant, args.call_id, args.raw))
-        else:
-            reader.set_hold(args.tenant, args.call_id, args.records_command == "hold")
-            state = "on legal hold" if args.records_command == "hold" else "released"
-            print(f"call {args.call_id} of {args.tenant}: {state}")
-    except (RecordsError, KeyError) as error:
+        report = purger.run()
+    except (RecordsError, AuditUnavailable) as error:
         print(f"confide records: {error}", file=sys.stderr)
         return 1
+    if not report.ran:
+        print("another purge is running; try again later", file=sys.stderr)
+        return 1
+    print(
+        f"deleted the text of {report.expired} calls, shredded {report.shredded} "
+        f"tenant-months ({report.unreadable} rows did not open)"
+    )
     return 0
 
 
-def _when(seconds: float | None) -> str:
+def _audit_log(config: ConfideConfig, args: argparse.Namespace) -> int:
     import datetime as dt
 
-    if seconds is None:
-        return "-"
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    from serve.audit import AuditUnavailable, open_audit_log
+    from serve.core.database import DatabaseUnavailable
 
-
-def _print_call_row(row, call_id: str | None) -> None:
-    flags = []
-    if row.legal_hold:
-        flags.append("legal hold")
-    if row.text_purged_at is not None:
-        flags.append(f"text purged {_when(row.text_purged_at)}")
+    try:
+        log = open_audit_log(config)
+        if args.audit_command == "checkpoint":
+            checkpoint = log.checkpoint()
+            print("the log is empty" if checkpoint is None else f"signed record {checkpoint.seq}")
+            return 0
+        if args.audit_command == "show":
+            records = log.entries(args.tenant)[-args.last :] if args.last > 0 else []
+            for record in records:
+                when = dt.datetime.fromtimestamp(record.at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+                print(
+                    f"{record.seq:6} {when} {record.action:16} {record.outcome:9} "
+                    f"{record.tenant or '-':10} {record.actor_role or '-':10} "
+                    f"{record.target[:24] or '-':24} {record.purpose}"
+                )
+            return 0
+        result = log.verify()
+    except (AuditUnavailable, DatabaseUnavailable) as error:
+        print(f"confide audit-log: {error}", file=sys.stderr)
+        return 1
+    for problem in result.problems:
+        print(f"FAIL {problem}")
     print(
-        f"{row.tenant:12} {call_id or row.call_key:34} {_when(row.started_at)}  "
-        f"{row.audio_seconds:7.1f} s  {row.turns:3} turns  {row.status or 'in progress':10} "
-        + ", ".join(flags)
+        f"{result.records} records, {result.checkpoints} signed checkpoints, "
+        f"{result.unsigned_tail} records after the newest checkpoint: "
+        + ("verified" if result.ok else f"{len(result.problems)} problems")
     )
-
-
-def _print_transcript(transcript) -> None:
-    row, details = transcript.row, transcript.details
-    print(
-        f"call {details.get('call_id', row.call_key)} (tenant {row.tenant}), "
-        f"{_when(row.started_at)} to {_when(row.ended_at)} UTC, status {row.status or '-'}"
-    )
-    replies = {reply["turn_index"]: reply for reply in transcript.replies}
-    for segment in transcript.segments:
-        print(f"  {segment['start_seconds']:7.2f}s {segment['role']:9} {segment['text']}")
-        reply = replies.get(segment["turn_index"]) if segment["role"] == "customer" else None
-        if reply is not None:
-            cut = " (interrupted)" if reply["interrupted"] else ""
-            print(f"  {'':7}  AI agent  {reply['text']}{cut}")
-    if transcript.raw_segments:
-        print("  raw finals (stored under purpose transcript.raw):")
-        for segment in transcript.raw_segments:
-            print(f"  {segment['start_seconds']:7.2f}s {segment['role']:9} {segment['text']}")
-    if transcript.unreadable:
-        print(f"  ({transcript.unreadable} records did not open)")
+    return 0 if result.ok else 1
 
 
 def _redaction(config: ConfideConfig, args: argparse.Namespace) -> int:
@@ -368,16 +413,23 @@ def _down(config: ConfideConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _call(config: ConfideConfig, args: argparse.Namespace) -> int:
+def _gateway_target(config: ConfideConfig, target: str | None) -> str | None:
+    """--target, or the gateway `confide up` recorded; None (and a message) without."""
     from cluster.lifecycle import ClusterState
 
-    target = args.target
+    if target is not None:
+        return target
+    state = ClusterState.load(config)
+    if state is None:
+        print("no cluster recorded: run `confide up` or pass --target", file=sys.stderr)
+        return None
+    return f"localhost:{state.gateway_port}"
+
+
+def _call(config: ConfideConfig, args: argparse.Namespace) -> int:
+    target = _gateway_target(config, args.target)
     if target is None:
-        state = ClusterState.load(config)
-        if state is None:
-            print("no cluster recorded: run `confide up` or pass --target", file=sys.stderr)
-            return 2
-        target = f"localhost:{state.gateway_port}"
+        return 2
     return asyncio.run(_stream_and_print(config, args, target))
 
 
@@ -408,7 +460,9 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
             if receiver is not None:
                 _print_call_trace(receiver)
             if status == 0 and config.records.enabled:
-                _print_stored_call(config, args.tenant or config.tenants[0].name, call_id)
+                _print_stored_call(
+                    config, args.tenant or config.tenants[0].name, call_id, f"localhost:{port}"
+                )
             if status == 0 and args.file == SAMPLE_CALL and config.redaction.enabled:
                 status = _demo_card_call(config, args, f"localhost:{port}")
             print("\nStopping the cluster.")
@@ -426,7 +480,7 @@ def _demo_card_call(config: ConfideConfig, args: argparse.Namespace, target: str
     call_id = f"demo-card-{uuid.uuid4().hex[:8]}"
     status = asyncio.run(_stream_and_print(config, card_args, target, call_id))
     if status == 0 and config.records.enabled:
-        _print_stored_call(config, args.tenant or config.tenants[0].name, call_id)
+        _print_stored_call(config, args.tenant or config.tenants[0].name, call_id, target)
     return status
 
 
@@ -450,15 +504,15 @@ def _print_call_trace(receiver) -> None:
         print(line)
 
 
-def _print_stored_call(config: ConfideConfig, tenant: str, call_id: str) -> None:
-    """What the record store kept of the call, read back as `confide records show`."""
-    from serve.records import RecordsError, open_reader
+def _print_stored_call(config: ConfideConfig, tenant: str, call_id: str, target: str) -> None:
+    """What the record store kept of the call, read back as a supervisor would."""
+    from cluster import records_cli
 
     print(f"\nThe stored record (confide records show {call_id} --tenant {tenant}):")
-    try:
-        _print_transcript(open_reader(config).transcript(tenant, call_id))
-    except RecordsError as error:
-        print(f"  not stored: {error}", file=sys.stderr)
+    args = argparse.Namespace(
+        records_command="show", call_id=call_id, raw=False, purpose="demo", tenant=tenant, role=None
+    )
+    asyncio.run(records_cli.run_verb(config, args, target))
 
 
 async def _stream_and_print(
@@ -552,12 +606,24 @@ def _reference(recording: Path) -> dict[str, list[dict[str, str]]]:
 
 
 def _certs(config: ConfideConfig, args: argparse.Namespace) -> int:
-    from cluster.pki import DevPki
+    import re
 
+    from cluster.pki import DevPki
+    from serve.access.identity import spiffe_id
+    from serve.access.roles import ROLES
+    from serve.core.config import TENANT_NAME_PATTERN
+
+    if args.role not in ROLES:
+        print(f"confide certs: --role must be one of {', '.join(ROLES)}", file=sys.stderr)
+        return 2
+    if not re.fullmatch(TENANT_NAME_PATTERN, args.tenant):
+        print("confide certs: --tenant must be lower-case letters, digits, '-'", file=sys.stderr)
+        return 2
     names = [t.name for t in config.tenants]
     pki = DevPki.ensure(config.state_path, names, config.trust_domain)
-    path = pki.issue_tenant(args.tenant, config.trust_domain)
-    print(f"certificate: {path}\nprivate key: {pki.client_key(args.tenant)} (0600)")
+    path = pki.issue_tenant(args.tenant, config.trust_domain, args.role)
+    print(f"certificate: {path}\nprivate key: {pki.client_key(args.tenant, args.role)} (0600)")
+    print(f"identity: {spiffe_id(config.trust_domain, args.tenant, args.role)}")
     if args.tenant not in names:
         print(f"note: add tenant {args.tenant!r} to `tenants` in the config to authorize it")
     return 0

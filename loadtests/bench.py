@@ -245,6 +245,7 @@ def run_level(
         command.append("--interim")
     if args.agent:
         command.append("--agent")
+    command.append("ContactCenterCall")  # the records reader is not part of these levels
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ReplicaMonitor() as monitor:
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -13,6 +13,11 @@ With --agent (the call asks for agent replies), per customer turn answered:
 - agent_reply: one per reply; response_length is the number of deltas (tokens).
 - reply_ms_per_token: per reply, (last delta - first delta) / (deltas - 1).
 
+A records reader as a second Locust user (RecordsReader, one of it, when named on the
+command line with a supervisor certificate as reader.pem/reader.key in --tls-dir): it
+lists the tenant's calls and reads one every --read-interval seconds; request events
+"ListCalls" and "GetCall" time each (each read is also one audit record).
+
 Run through `python -m loadtests.bench`, which starts the cluster and passes the options.
 """
 
@@ -29,7 +34,7 @@ from locust import User, events, task
 
 from cluster.client import call_requests
 from confide.v1 import call_pb2 as pb
-from confide.v1 import call_pb2_grpc
+from confide.v1 import call_pb2_grpc, records_pb2, records_pb2_grpc
 from serve.core.config import TlsFiles
 from serve.core.wavfile import read_wav
 
@@ -43,6 +48,7 @@ def _options(parser) -> None:
     parser.add_argument("--roles", default="customer,agent")
     parser.add_argument("--interim", action="store_true", help="ask for interim results")
     parser.add_argument("--agent", action="store_true", help="ask for agent replies")
+    parser.add_argument("--read-interval", type=float, default=2.0, help="RecordsReader pace")
 
 
 class ContactCenterCall(User):
@@ -117,6 +123,57 @@ class ContactCenterCall(User):
             )
             return
         self._fire("StreamCall", (time.monotonic() - started) * 1000)
+
+
+class RecordsReader(User):
+    """A supervisor reading stored calls while calls go on."""
+
+    fixed_count = 1
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        tls_dir = Path(options.tls_dir)
+        tls = TlsFiles(
+            cert=tls_dir / "reader.pem", key=tls_dir / "reader.key", ca=tls_dir / "ca.pem"
+        )
+        self._channel = grpc.secure_channel(self.host, tls.channel_credentials())
+        self._records = records_pb2_grpc.RecordsServiceStub(self._channel)
+        self._interval = options.read_interval
+
+    def on_stop(self) -> None:
+        self._channel.close()
+
+    def _timed(self, name: str, call):
+        started = time.monotonic()
+        try:
+            result = call()
+        except grpc.RpcError as error:
+            self._fire(name, started, RuntimeError(error.code().name))
+            return None
+        self._fire(name, started)
+        return result
+
+    def _fire(self, name: str, started: float, exception: Exception | None = None) -> None:
+        self.environment.events.request.fire(
+            request_type="grpc",
+            name=name,
+            response_time=(time.monotonic() - started) * 1000,
+            response_length=0,
+            exception=exception,
+            context={},
+        )
+
+    @task
+    def read_a_call(self) -> None:
+        listed = self._timed(
+            "ListCalls", lambda: self._records.ListCalls(records_pb2.ListCallsRequest())
+        )
+        readable = [call for call in listed.calls if not call.text_purged] if listed else []
+        if readable:
+            call_id = random.choice(readable).call_id
+            request = records_pb2.GetCallRequest(call_id=call_id, purpose="quality review")
+            self._timed("GetCall", lambda: self._records.GetCall(request))
+        time.sleep(self._interval)
 
 
 class _ReplyClock:

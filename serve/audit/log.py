@@ -40,6 +40,13 @@ class AuditLog:
         except DatabaseUnavailable as exc:
             raise AuditUnavailable("the audit log cannot be read") from exc
 
+    def latest(self, tenant: str, action: str) -> AuditRecord | None:
+        """The newest record of an action about a tenant."""
+        try:
+            return self._store.latest(tenant, action)
+        except DatabaseUnavailable as exc:
+            raise AuditUnavailable("the audit log cannot be read") from exc
+
     def checkpoint(self) -> Checkpoint | None:
         """Sign the chain's head (unless it is signed already), store the checkpoint in
         the database and outside it. None while the log is empty."""

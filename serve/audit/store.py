@@ -117,6 +117,15 @@ class AuditStore:
             ).fetchall()
         return [AuditRecord(*row) for row in rows]
 
+    def latest(self, tenant: str, action: str) -> AuditRecord | None:
+        with self.database.transaction() as cursor:
+            row = cursor.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM audit_records WHERE tenant = ? AND action = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (tenant, action),
+            ).fetchone()
+        return None if row is None else AuditRecord(*row)
+
     def head(self) -> tuple[int, str]:
         with self.database.transaction() as cursor:
             row = cursor.execute(

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from serve.audit import Actor, AuditEvent, AuditLog, events
 from serve.core.config import ConfideConfig, RetentionConfig
 from serve.core.keys import KeyDestroyed, KeyProvider, KmsUnavailable, period_kek_id
 from serve.records.codec import RecordCodec
@@ -134,13 +136,23 @@ class Purger:
         provider: KeyProvider,
         codec: RecordCodec,
         clock: Clock,
+        audit: AuditLog | None = None,
+        actor: Actor | None = None,
     ) -> None:
         self._store = store
         self._config = config
         self._provider = provider
         self._codec = codec
         self._clock = clock
+        self._audit = audit
+        self._actor = actor or Actor.system("purge-loop")
         self._holder = uuid.uuid4().hex
+
+    def _audited(self, action: str, tenant: str, target: str, **detail) -> None:
+        """Write the audit record before the deletion or destruction it describes; an
+        audit log that cannot record stops the purge (AuditUnavailable)."""
+        if self._audit is not None:
+            self._audit.record(AuditEvent(self._actor, action, tenant, target, detail=detail))
 
     def plan(self) -> PurgePlan:
         return plan_purge(self._store, self._config, self._clock())
@@ -156,10 +168,14 @@ class Purger:
             plan = plan_purge(self._store, self._config, now)
             for expiry in plan.expire:
                 report.unreadable += self._check_key(expiry)
+                self._audited(
+                    events.RECORD_PURGE, expiry.tenant, expiry.call_key, keep_row=expiry.keep_row
+                )
                 self._store.delete_text(expiry.tenant, expiry.call_key, now, expiry.keep_row)
                 report.expired += 1
             for shredding in plan.shred:
                 kek_id = period_kek_id(shredding.tenant, _month(shredding.period))
+                self._audited(events.KEY_DESTROY, shredding.tenant, kek_id, calls=shredding.calls)
                 # Already destroyed: an earlier run stopped before recording it.
                 with contextlib.suppress(KeyDestroyed):
                     self._provider.destroy(kek_id)
@@ -182,3 +198,18 @@ class Purger:
                 raise error.__cause__ from None
             return 1
         return 0
+
+
+def record_retention_changes(audit: AuditLog, config: ConfideConfig, actor: Actor) -> int:
+    """Audit each tenant's retention settings where they differ from the last ones
+    audited (retention lives in the config file, so a change shows when a process that
+    enforces it starts). Returns how many tenants changed."""
+    changed = 0
+    for tenant in config.tenants:
+        settings = tenant.retention.model_dump(mode="json")
+        settings["text_days"] = tenant.retention.text_days
+        last = audit.latest(tenant.name, events.RETENTION_CHANGE)
+        if last is None or json.loads(last.detail) != settings:
+            audit.record(AuditEvent(actor, events.RETENTION_CHANGE, tenant.name, detail=settings))
+            changed += 1
+    return changed

@@ -9,6 +9,12 @@ call's text once it is past the tenant's window."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,10 +22,11 @@ import pytest
 from cluster import lifecycle
 from cluster.client import aio_channel, stream_call
 from confide.v1 import call_pb2_grpc
+from serve.audit import open_audit_log
 from serve.core.config import ConfideConfig
 from serve.records import UnknownCall, open_reader, open_store
 from serve.records.retention import DAY
-from tests.conftest import TRUST_DOMAIN
+from tests.conftest import EXAMPLES, ROOT, TRUST_DOMAIN
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +54,7 @@ def cluster(test_pki, tmp_path_factory, postgres):
                 "postgres_sslmode": "disable",
                 "purge_interval_seconds": 2,
             },
+            "audit": {"checkpoint_interval_seconds": 3},
         }
     )
     with lifecycle.embedded(config, test_pki.server) as port:
@@ -146,3 +154,71 @@ def test_the_purge_loop_in_the_cluster_deletes_expired_text(cluster, test_pki, m
     assert store.entries("acme", key) == []
     with pytest.raises(UnknownCall, match="purged"):
         reader.transcript("acme", "expiring")
+
+
+def _locust(target: str, tls_dir, out, seconds: int) -> tuple[dict[str, dict[str, str]], str]:
+    """8 live calls (the mono sample, over and over) and a supervisor reading records."""
+    subprocess.run(
+        [
+            sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
+            "--headless", "--only-summary", "-u", "9", "-r", "9",
+            "--run-time", f"{seconds}s", "--stop-timeout", "20", "--host", target,
+            "--csv", str(out / "locust"), "--tls-dir", str(tls_dir),
+            "--recording", str(EXAMPLES / "mono_linear16_16k.wav"),
+            "--read-interval", "1", "--loglevel", "WARNING",
+            "ContactCenterCall", "RecordsReader",
+        ],
+        check=False, capture_output=True, text=True, timeout=seconds + 120,
+    )  # fmt: skip  (Locust exits 1 on any failure: the stats below say which)
+    with open(out / "locust_stats.csv") as rows:
+        stats = {row["Name"]: row for row in csv.DictReader(rows)}
+    failures = (out / "locust_failures.csv").read_text()
+    return stats, failures
+
+
+def test_the_audit_log_verifies_after_a_locust_run_and_shows_tampering(cluster, test_pki, tmp_path):
+    config, target = cluster
+    tls_dir = tmp_path / "tls"
+    tls_dir.mkdir()
+    shutil.copy(test_pki.server.ca, tls_dir / "ca.pem")
+    for name, client in (("client", "acme"), ("reader", "acme-supervisor")):
+        shutil.copy(test_pki.clients[client].cert, tls_dir / f"{name}.pem")
+        shutil.copy(test_pki.clients[client].key, tls_dir / f"{name}.key")
+    stats, failures = _locust(target, tls_dir, tmp_path, seconds=15)
+    assert int(stats["StreamCall"]["Request Count"]) >= 8
+    assert int(stats["GetCall"]["Request Count"]) >= 1
+    assert stats["Aggregated"]["Failure Count"] == "0", failures
+
+    log = open_audit_log(config)
+    deadline = time.monotonic() + 30
+    while (result := log.verify()).unsigned_tail and time.monotonic() < deadline:
+        time.sleep(1)  # the purge loop signs the head every 3 s
+    assert result.ok and result.checkpoints >= 1, result.problems
+    records = log.entries("acme")
+    actions = [r.action for r in records]
+    assert actions.count("call.start") >= 8 and actions.count("call.end") >= 8
+    reads = [r for r in records if r.action == "record.read"]
+    assert reads and {r.actor_role for r in reads} == {"supervisor"}
+    assert all(r.purpose == "quality review" for r in reads)
+
+    # The operator's command finds an edited record, and passes again once it is undone.
+    config_file = tmp_path / "confide.yaml"
+    config_file.write_text(json.dumps(config.model_dump(mode="json")))
+    env = {**os.environ, "CONFIDE_CONFIG": str(config_file)}
+    verify = [sys.executable, "-m", "cluster.cli", "audit-log", "verify"]
+    assert subprocess.run(verify, env=env, capture_output=True).returncode == 0
+    store = open_store(config.records, config.state_path)
+    target_record = reads[0]
+    with store.database.transaction() as cursor:
+        cursor.execute(
+            "UPDATE audit_records SET purpose = ? WHERE seq = ?", ("nothing", target_record.seq)
+        )
+    tampered = subprocess.run(verify, env=env, capture_output=True, text=True)
+    assert tampered.returncode == 1
+    assert f"FAIL record {target_record.seq}: contents do not match its hash" in tampered.stdout
+    with store.database.transaction() as cursor:
+        cursor.execute(
+            "UPDATE audit_records SET purpose = ? WHERE seq = ?",
+            (target_record.purpose, target_record.seq),
+        )
+    assert subprocess.run(verify, env=env, capture_output=True).returncode == 0
