@@ -108,6 +108,25 @@ data "aws_iam_policy_document" "confide_pods" {
     }
   }
 
+  # The audit log's signed checkpoints, copied outside the database into the Object
+  # Lock bucket (confide.yaml audit.anchor: s3): written and read, never deleted.
+  statement {
+    sid       = "AuditCheckpoints"
+    actions   = ["s3:PutObject", "s3:GetObject"]
+    resources = ["${aws_s3_bucket.audit.arn}/confide/checkpoints/*"]
+  }
+
+  statement {
+    sid       = "AuditCheckpointListing"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.audit.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["confide/checkpoints/*"]
+    }
+  }
+
   # The purge loop crypto-shreds a tenant-month whose calls are all past retention.
   statement {
     sid       = "ShredExpiredTenantMonths"

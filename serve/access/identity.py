@@ -38,6 +38,11 @@ def spiffe_id(trust_domain: str, tenant: str, role: str = PLATFORM) -> str:
     return base if role == PLATFORM else f"{base}/role/{role}"
 
 
+def certificate_fingerprint(context: grpc.aio.ServicerContext) -> str:
+    """The peer certificate's SHA-256, whether or not it names anyone."""
+    return _fingerprint(context.auth_context())
+
+
 def _fingerprint(auth: dict) -> str:
     pem = next(iter(auth.get("x509_pem_cert", ())), None)
     if pem is None:

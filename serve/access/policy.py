@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import grpc
 
-from serve.access.identity import Identity, peer_identity
+from serve.access.identity import Identity, certificate_fingerprint, peer_identity
 from serve.access.roles import allowed
 from serve.audit import Actor, AuditEvent, AuditLog, AuditUnavailable, events
 from serve.core.allowlist import Plain, confide_logger
@@ -68,7 +68,7 @@ class AccessPolicy:
             actor = (
                 Actor(identity.fingerprint, identity.tenant, identity.role)
                 if identity is not None
-                else Actor("", "", "")
+                else Actor(certificate_fingerprint(context), "", "")
             )
             event = AuditEvent(
                 actor,

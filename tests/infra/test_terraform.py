@@ -336,3 +336,22 @@ def test_contract_checks_fail_on_a_broken_copy(tmp_path):
     assert {"rds.force_ssl is not 1", "publicly accessible"} <= set(record_store_problems(parsed))
     assert "kubernetes_storage_class_v1.spill" in unencrypted_stores(parsed)
     assert world_open_ingress(parsed)
+
+
+def test_the_pods_write_audit_checkpoints_to_the_object_lock_bucket_and_cannot_delete(parsed):
+    """confide.yaml anchors checkpoints in the audit bucket; the pods' policy allows
+    exactly that prefix there, and no delete anywhere in it."""
+    config = load_config(TERRAFORM / "confide.yaml")
+    assert config.audit.anchor == "s3"
+    (bucket,) = [b for b in parsed["aws_s3_bucket"] if _path(b) == "aws_s3_bucket.audit"]
+    assert bucket["object_lock_enabled"] is True
+    (pods,) = [
+        d
+        for d in parsed["aws_iam_policy_document"]
+        if _path(d) == "data.aws_iam_policy_document.confide_pods"
+    ]
+    on_audit = [s for s in pods["statement"] if bucket["id"] in str(s["resources"])]
+    objects = {a for s in on_audit for a in s["actions"] if a != "s3:ListBucket"}
+    assert objects == {"s3:PutObject", "s3:GetObject"}
+    written = [r for s in on_audit for r in s["resources"] if r.endswith("*")]
+    assert written == [f"arn:aws:s3:::{bucket['id']}/{config.audit.s3_prefix}*"]

@@ -215,3 +215,43 @@ def test_records_carry_no_call_id_and_keep_their_fields(log):
     assert record.to_dict()["detail"] == {"segments": 3, "raw": True}
     assert replace(record, hash="") != record
     assert log.entries()[0] == record
+
+
+def test_checkpoints_anchored_in_an_object_lock_bucket_stay_there(config, monkeypatch):
+    """The S3 anchor against moto's S3 (in-process): a bucket with Object Lock in
+    compliance mode, as infra/terraform/audit.tf makes it. A checkpoint written there
+    cannot be deleted, and a log cut back is caught through it."""
+    import boto3
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(
+            Bucket="confide-audit",
+            CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+            ObjectLockEnabledForBucket=True,
+        )
+        s3.put_object_lock_configuration(
+            Bucket="confide-audit",
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 365}},
+            },
+        )
+        anchored = config.with_overrides(
+            audit={"anchor": "s3", "s3_bucket": "confide-audit", "s3_region": "eu-west-1"}
+        )
+        log = open_audit_log(anchored)
+        _fill(log, 3)
+        log.checkpoint()
+        _fill(log, 2, start=3)
+        log.checkpoint()
+        (first, *_) = s3.list_objects_v2(Bucket="confide-audit")["Contents"]
+        version = s3.head_object(Bucket="confide-audit", Key=first["Key"])["VersionId"]
+        with pytest.raises(s3.exceptions.ClientError):
+            s3.delete_object(Bucket="confide-audit", Key=first["Key"], VersionId=version)
+        _sql(config, "DELETE FROM audit_records WHERE seq > 3")
+        _sql(config, "DELETE FROM audit_checkpoints WHERE seq > 3")
+        assert log.verify().problems == ["checkpoint at 5: the log ends at 3 (truncated)"]

@@ -55,22 +55,38 @@ def _wait_until_running(ray_env: dict[str, str]) -> None:
 
 
 def _records_verbs(env: dict[str, str]) -> None:
-    """The calls above were recorded; an operator lists, reads, holds and purges them."""
+    """The calls above were recorded; an operator acting as a role of the tenant lists,
+    reads, holds, erases and purges them, and each access is audited."""
     listed = _confide("records", "list", "--tenant", "demo", env=env)
     assert listed.returncode == 0, listed.stderr[-2000:]
-    call_id = listed.stdout.split()[1]  # the first call's id (sealed; opened via the KMS)
+    call_id = listed.stdout.split()[0]  # the first call's id (sealed; opened via the KMS)
     assert "calls" in listed.stdout.splitlines()[-1]
     shown = _confide("records", "show", call_id, "--tenant", "demo", env=env)
     assert shown.returncode == 0 and "customer" in shown.stdout, shown.stderr[-2000:]
-    held = _confide("records", "hold", call_id, "--tenant", "demo", env=env)
-    assert held.returncode == 0 and "legal hold" in held.stdout
+    stats = _confide("records", "stats", env=env)
+    assert stats.returncode == 0 and "calls," in stats.stdout, stats.stderr[-2000:]
+    analyst = _confide("records", "show", call_id, "--as", "analyst", env=env)
+    assert analyst.returncode == 1 and "PERMISSION_DENIED" in analyst.stderr
+    no_purpose = _confide("records", "hold", call_id, env=env)
+    assert no_purpose.returncode == 1 and "purpose" in no_purpose.stderr
+    held = _confide("records", "hold", call_id, "--purpose", "matter 12", env=env)
+    assert held.returncode == 0 and "legal hold" in held.stdout, held.stderr[-2000:]
     assert "legal hold" in _confide("records", "list", env=env).stdout
-    assert _confide("records", "release", call_id, "--tenant", "demo", env=env).returncode == 0
+    released = _confide("records", "release", call_id, "--purpose", "matter 12", env=env)
+    assert released.returncode == 0
     dry_run = _confide("records", "purge", "--dry-run", env=env)
     assert dry_run.returncode == 0 and "on legal hold are kept" in dry_run.stdout
-    unknown = _confide("records", "show", "no-such-call", "--tenant", "demo", env=env)
+    erased = _confide("records", "delete", call_id, "--purpose", "erasure request 3", env=env)
+    assert erased.returncode == 0 and "erased" in erased.stdout, erased.stderr[-2000:]
+    unknown = _confide("records", "show", call_id, "--tenant", "demo", env=env)
     assert unknown.returncode == 1 and "no call" in unknown.stderr
-    assert "Traceback" not in unknown.stderr
+    assert "Traceback" not in unknown.stderr + analyst.stderr + no_purpose.stderr
+    log = _confide("audit-log", "show", "--last", "50", env=env)
+    for action in ("call.start", "records.list", "record.read", "hold.set", "record.delete"):
+        assert action in log.stdout, action
+    assert "access.denied" in log.stdout  # the analyst
+    verified = _confide("audit-log", "verify", env=env)
+    assert verified.returncode == 0 and "verified" in verified.stdout, verified.stdout
 
 
 def test_up_call_down(tmp_path):

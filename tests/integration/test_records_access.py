@@ -480,3 +480,26 @@ def test_the_audit_log_shows_a_tenant_only_its_own_records(config, pki, redactor
             await running.stop(0)
 
     run(scenario())
+
+
+def test_a_role_that_does_not_exist_is_refused_and_audited(config, pki, redactor):
+    async def scenario():
+        running, gateway = await _serving(config, pki, redactor)
+        try:
+            async with gateway.channel("acme", "superuser") as channel:
+                code, details, _ = await _status(
+                    gateway.records(channel).ListCalls(pb.ListCallsRequest())
+                )
+            assert code == grpc.StatusCode.PERMISSION_DENIED and "superuser" in details
+            (refusal,) = gateway.access.audit.entries()
+            assert (refusal.action, refusal.outcome, refusal.actor_role) == (
+                "access.denied",
+                "denied",
+                "",
+            )
+            assert json.loads(refusal.detail)["method"] == "ListCalls"
+            assert len(refusal.actor_fingerprint) == 64  # who tried, even unnamed
+        finally:
+            await running.stop(0)
+
+    run(scenario())
