@@ -27,7 +27,7 @@ from confide.v1 import records_pb2_grpc
 from serve.access.identity import Identity
 from serve.access.page_token import PageTokens
 from serve.access.policy import AccessPolicy
-from serve.access.roles import RAW_TEXT
+from serve.access.roles import ARCHIVE, RAW_TEXT
 from serve.audit import Actor, AuditEvent, AuditLog, AuditUnavailable, events
 from serve.core.config import ConfideConfig
 from serve.core.errors import (
@@ -194,6 +194,8 @@ class RecordsService(records_pb2_grpc.RecordsServiceServicer):
                     )
                 )
                 raise NotFound("the call's text was deleted by retention")
+            if self._archived(row):
+                await self._policy.require(context, ARCHIVE, "GetCall past the window")
             transcript = await self._blocking(self._reader.open, row, request.raw)
             await self._audit_or_refuse(
                 self._event(
@@ -303,6 +305,14 @@ class RecordsService(records_pb2_grpc.RecordsServiceServicer):
                 next_after_sequence=records[-1].seq if len(records) == size else 0,
             )
         raise AssertionError("unreachable: _handling aborts")
+
+    def _archived(self, row: CallRow) -> bool:
+        """A compliance-mode tenant's call past its operational window."""
+        retention = self._config.tenant(row.tenant).retention
+        ended = row.ended_at if row.ended_at is not None else row.started_at
+        return retention.mode == "compliance" and (
+            self._clock() > ended + retention.window_days * DAY
+        )
 
     # -- conversions ----------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Every RPC the gateway serves is looked up here by its full method name before its
 handler runs (serve/access/policy.py); a method missing from the table is refused to
-everyone. `RAW_TEXT` is the one permission inside a method: GetCall with raw=true.
+everyone. Two permissions sit inside GetCall: `RAW_TEXT` (raw=true) and `ARCHIVE`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ _CALLS = "/confide.v1.CallService/"
 _RECORDS = "/confide.v1.RecordsService/"
 RAW_TEXT = "raw-text"
 """GetCall with raw=true: the raw finals, opened under purpose transcript.raw."""
+ARCHIVE = "compliance-archive"
+"""GetCall of a compliance-mode tenant's call past its operational window (the text is
+kept for compliance_days only for the compliance role)."""
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     _CALLS + "StreamCall": frozenset({PLATFORM}),
@@ -36,6 +39,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     _RECORDS + "GetCallStats": frozenset({SUPERVISOR, ANALYST, COMPLIANCE, ADMIN}),
     _RECORDS + "GetCall": frozenset({SUPERVISOR, COMPLIANCE}),
     RAW_TEXT: frozenset({COMPLIANCE}),
+    ARCHIVE: frozenset({COMPLIANCE}),
     _RECORDS + "DeleteCall": frozenset({ADMIN}),
     _RECORDS + "SetLegalHold": frozenset({COMPLIANCE}),
     _RECORDS + "ExportTrainingData": frozenset({TRAINER}),

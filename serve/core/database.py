@@ -73,21 +73,38 @@ class Cursor:
 class Database:
     """One connection, used by one thread at a time (a lock serialises callers)."""
 
+    IDLE_CHECK_SECONDS = 5.0
+
     def __init__(self, connect, dialect: _Dialect, name: str) -> None:
         self._connect = connect
         self._dialect = dialect
         self._connection = None
+        self._last_used = 0.0
         self._lock = threading.Lock()
         self.name = name
+
+    def _live_connection(self):
+        """The connection, reconnected when it was idle and no longer answers (the
+        server restarted meanwhile): a stale connection would fail one request."""
+        if self._connection is not None and time.monotonic() - self._last_used > (
+            self.IDLE_CHECK_SECONDS
+        ):
+            try:
+                self._connection.execute("SELECT 1")
+                self._connection.rollback()
+            except self._dialect.unavailable:
+                self._drop_connection()
+        if self._connection is None:
+            self._connection = self._connect()
+        self._last_used = time.monotonic()
+        return self._connection
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Cursor]:
         """A cursor in one transaction; a lost connection is DatabaseUnavailable."""
         with self._lock:
             try:
-                if self._connection is None:
-                    self._connection = self._connect()
-                cursor = self._connection.cursor()
+                cursor = self._live_connection().cursor()
                 try:
                     yield Cursor(cursor, self._dialect)
                     self._connection.commit()

@@ -255,3 +255,19 @@ def test_checkpoints_anchored_in_an_object_lock_bucket_stay_there(config, monkey
         _sql(config, "DELETE FROM audit_records WHERE seq > 3")
         _sql(config, "DELETE FROM audit_checkpoints WHERE seq > 3")
         assert log.verify().problems == ["checkpoint at 5: the log ends at 3 (truncated)"]
+
+
+def test_a_connection_the_server_dropped_is_renewed_before_use(config, log, monkeypatch, request):
+    """A gateway's connection idles while PostgreSQL restarts: the next access checks it
+    and reconnects, instead of failing once with UNAVAILABLE."""
+    if config.records.store != "postgres":
+        pytest.skip("only a server can restart under an idle connection")
+    from serve.core.database import Database
+
+    monkeypatch.setattr(Database, "IDLE_CHECK_SECONDS", 0.0)
+    _fill(log, 1)
+    server = request.getfixturevalue("postgres")
+    server.stop()
+    server.start()
+    _fill(log, 1, start=1)
+    assert len(log.entries()) == 2

@@ -86,25 +86,34 @@ def config(request, tmp_path) -> ConfideConfig:
             "tenants": [
                 {"name": "acme", "training": {"opt_in": True}, "redaction": {"store_raw": True}},
                 {"name": "initech"},
+                {"name": "bank", "retention": {"mode": "compliance", "compliance_days": 2557}},
             ],
             "records": records_settings(request, request.param),
         }
     )
 
 
-def _record(config: ConfideConfig, tenant: str, call_id: str, consent: bool = False) -> str:
+def _record(
+    config: ConfideConfig,
+    tenant: str,
+    call_id: str,
+    consent: bool = False,
+    started: float = STARTED,
+) -> str:
     """A call as the gateway records it: sealed details, a redacted and a raw final (a
     card number and a security code), a reply."""
     hasher = IdentifierHasher(telemetry_key(config.keys, config.state_path))
     codec = RecordCodec(Sealer(key_provider(config.keys, config.state_path)))
     store = open_store(config.records, config.state_path)
     key = hasher(call_id)
-    details = codec.seal(tenant, key, STARTED, {"call_id": call_id, "roles": ["customer"]})
-    period = dt.datetime.fromtimestamp(STARTED, dt.UTC).strftime("%Y-%m")
-    row = CallRow(tenant, key, period, STARTED, STARTED + 60, 30.0, 1, 1, 1, "OK", False, None)
+    details = codec.seal(tenant, key, started, {"call_id": call_id, "roles": ["customer"]})
+    period = dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m")
     store.put_call(
-        row.__class__(**{**row.__dict__, "details": details, "training_consent": consent})
-    )
+        CallRow(
+            tenant, key, period, started, started + 60, 30.0, 1, 1, 1, "OK",
+            details=details, training_consent=consent,
+        )
+    )  # fmt: skip
 
     def segment(text: str) -> dict:
         return {
@@ -116,7 +125,7 @@ def _record(config: ConfideConfig, tenant: str, call_id: str, consent: bool = Fa
             "end_seconds": 4.0,
         }
 
-    seal = lambda content, kind: codec.seal(tenant, key, STARTED, content, kind)  # noqa: E731
+    seal = lambda content, kind: codec.seal(tenant, key, started, content, kind)  # noqa: E731
     store.put_entries(
         [
             Entry(
@@ -499,6 +508,29 @@ def test_a_role_that_does_not_exist_is_refused_and_audited(config, pki, redactor
             )
             assert json.loads(refusal.detail)["method"] == "ListCalls"
             assert len(refusal.actor_fingerprint) == 64  # who tried, even unnamed
+        finally:
+            await running.stop(0)
+
+    run(scenario())
+
+
+def test_a_compliance_tenant_past_its_window_is_read_by_compliance_only(config, pki, redactor):
+    _record(config, "bank", "recent")
+    _record(config, "bank", "archived", started=time.time() - 40 * 86_400)
+
+    async def scenario():
+        running, gateway = await _serving(config, pki, redactor)
+        try:
+            async with gateway.channel("bank", "supervisor") as channel:
+                records = gateway.records(channel)
+                assert (await records.GetCall(pb.GetCallRequest(call_id="recent"))).segments
+                code, _, _ = await _status(records.GetCall(pb.GetCallRequest(call_id="archived")))
+                assert code == grpc.StatusCode.PERMISSION_DENIED
+            async with gateway.channel("bank", "compliance") as channel:
+                archived = await gateway.records(channel).GetCall(
+                    pb.GetCallRequest(call_id="archived")
+                )
+                assert archived.segments
         finally:
             await running.stop(0)
 
