@@ -78,7 +78,7 @@ def use_ray_tls(config: ConfideConfig, spans_nodes: bool) -> dict[str, str]:
             "RAY_USE_TLS": "1",
             "RAY_TLS_SERVER_CERT": str(pki.ray_node_cert),
             "RAY_TLS_SERVER_KEY": str(pki.ray_node_key),
-            "RAY_TLS_CA_CERT": str(pki.ca_cert),
+            "RAY_TLS_CA_CERT": str(pki.node_ca_cert),
         }
     )
 

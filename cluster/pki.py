@@ -234,6 +234,17 @@ class DevPki:
         return self.root / "server.key"
 
     @property
+    def node_ca_cert(self) -> Path:
+        """Ray nodes' own CA: a node certificate (which must be a TLS client too) is
+        never signed by the CA the gateway trusts for tenants, so it can never act as
+        one."""
+        return self.root / "ray-ca.pem"
+
+    @property
+    def node_ca_key(self) -> Path:
+        return self.root / "ray-ca.key"
+
+    @property
     def ray_node_cert(self) -> Path:
         return self.root / "ray-node.pem"
 
@@ -242,9 +253,14 @@ class DevPki:
         return self.root / "ray-node.key"
 
     def ensure_ray_node(self) -> None:
-        """The node certificate for Ray's TLS (created if missing)."""
+        """The node CA and certificate for Ray's TLS (created if missing; a node
+        certificate from before the node CA existed is reissued from it)."""
+        if not self.node_ca_cert.exists():
+            create_ca("Confide development Ray node CA").write(self.node_ca_cert, self.node_ca_key)
+            self.ray_node_cert.unlink(missing_ok=True)
         if not self.ray_node_cert.exists():
-            issue_node_cert(self.ca(), node_hosts()).write(self.ray_node_cert, self.ray_node_key)
+            node_ca = Credential.read(self.node_ca_cert, self.node_ca_key)
+            issue_node_cert(node_ca, node_hosts()).write(self.ray_node_cert, self.ray_node_key)
 
     def client_cert(self, tenant: str, role: str = PLATFORM) -> Path:
         return self.root / "tenants" / f"{_stem(tenant, role)}.pem"

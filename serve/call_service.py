@@ -97,7 +97,8 @@ class CallService(call_pb2_grpc.CallServiceServicer):
 
     def _authorize(self, context: grpc.aio.ServicerContext, rpc: _Rpc) -> Identity:
         # The interceptor (serve/access/policy.py) has admitted this tenant and role.
-        identity = peer_identity(context, self._config.trust_domain)
+        gateway = self._config.gateway
+        identity = peer_identity(context, self._config.trust_domain, gateway.common_name_identity)
         self.calls_handled += 1
         rpc.identify(tenant=identity.tenant)
         return identity

@@ -57,6 +57,7 @@ async def start_server(
         config.tenant_names,
         records.audit if records is not None else None,
         telemetry.metrics.refused,
+        config.gateway.common_name_identity,
     )
     interceptors = []
     if tracer_provider is not None:

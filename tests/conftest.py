@@ -39,6 +39,9 @@ TRUST_DOMAIN = "confide.test"
 class TestPki:
     server: TlsFiles
     clients: dict[str, TlsFiles]
+    ca: Credential
+    """The CA itself, for tests that craft their own client certificates."""
+    root: Path
 
 
 def _write(directory: Path, name: str, credential: Credential) -> tuple[Path, Path]:
@@ -91,6 +94,8 @@ def test_pki(tmp_path_factory) -> TestPki:
         "nameless": _nameless_client_cert(ca),
     }
     return TestPki(
+        ca=ca,
+        root=root,
         server=TlsFiles(cert=server_cert, key=server_key, ca=ca_cert),
         clients={
             name: _client_tls(root, name, credential, ca_cert)

@@ -126,7 +126,7 @@ variable "kuberay_chart_repository" {
 }
 
 variable "ray_ca_secret_name" {
-  description = "Kubernetes secret (ca.crt, ca.key) of the CA that signs Ray's per-pod TLS certificates; create it from Confide's PKI before step 2 (README.md)."
+  description = "Kubernetes secret (ca.crt, ca.key) of the CA that signs Ray's per-pod TLS certificates (state_dir/pki/ray-ca.*, never the tenant CA: node certificates are TLS clients too); create it from Confide's PKI before step 2 (README.md)."
   type        = string
   default     = "confide-ray-ca"
 }

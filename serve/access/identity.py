@@ -1,10 +1,16 @@
 """Who is calling: the tenant and role named by the client certificate mTLS verified.
 
-The gateway requires a client certificate signed by the configured CA, so by the time
-a handler runs the peer is authenticated; here its identity is read. The scheme is
-SPIFFE's: a URI SAN `spiffe://<trust domain>/tenant/<tenant>/role/<role>`; without the
-role segment (the certificates of the call path before roles existed) the role is
-`platform`. Without such a SAN the certificate's CN names the tenant, as `platform`.
+The gateway requires a client certificate signed by the configured tenant CA, so by the
+time a handler runs the peer is authenticated; here its identity is read, by the rules
+of SPIFFE X.509-SVIDs as Envoy applies them: the certificate carries exactly one URI
+SAN, `spiffe://<trust domain>/tenant/<tenant>` or
+`spiffe://<trust domain>/tenant/<tenant>/role/<role>` (no role segment: `platform`, the
+role of the call path). Anything else (two URI SANs, another trust domain or path, a
+DNS SAN spelled like a SPIFFE ID, no URI SAN) names nobody and is refused
+(UNAUTHENTICATED) before any handler runs. Only with
+`gateway.common_name_identity` does a certificate without any URI SAN name its tenant
+by its CN, as `platform`.
+
 The fingerprint (SHA-256 of the certificate) names the actor in the audit log.
 """
 
@@ -19,9 +25,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from serve.access.roles import PLATFORM, ROLES
+from serve.core.config import TENANT_NAME_PATTERN
 from serve.core.errors import PermissionDenied, Unauthenticated
 
-_SPIFFE_PATH = re.compile(r"^/tenant/(?P<tenant>[^/]+)(?:/role/(?P<role>[^/]+))?$")
+_PATH = re.compile(
+    r"^/tenant/(?P<tenant>" + TENANT_NAME_PATTERN.strip("^$") + r")(?:/role/(?P<role>[a-z]+))?$"
+)
 
 
 @dataclass(frozen=True)
@@ -38,35 +47,50 @@ def spiffe_id(trust_domain: str, tenant: str, role: str = PLATFORM) -> str:
     return base if role == PLATFORM else f"{base}/role/{role}"
 
 
+def _certificate(context: grpc.aio.ServicerContext) -> x509.Certificate | None:
+    pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
+    return None if pem is None else x509.load_pem_x509_certificate(pem)
+
+
 def certificate_fingerprint(context: grpc.aio.ServicerContext) -> str:
     """The peer certificate's SHA-256, whether or not it names anyone."""
-    return _fingerprint(context.auth_context())
-
-
-def _fingerprint(auth: dict) -> str:
-    pem = next(iter(auth.get("x509_pem_cert", ())), None)
-    if pem is None:
+    certificate = _certificate(context)
+    if certificate is None:
         return ""
-    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
+    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
 
 
-def peer_identity(context: grpc.aio.ServicerContext, trust_domain: str) -> Identity:
-    """The peer's tenant and role; Unauthenticated if the certificate names nobody,
-    PermissionDenied if it names a role Confide does not have."""
-    auth = context.auth_context()
+def peer_identity(
+    context: grpc.aio.ServicerContext, trust_domain: str, common_name_identity: bool = False
+) -> Identity:
+    """The peer's tenant and role. Unauthenticated when the certificate names no
+    identity by the rules above; PermissionDenied for a role Confide does not have."""
+    certificate = _certificate(context)
+    if certificate is None:
+        raise Unauthenticated("no verified client certificate")
+    fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        uris = names.value.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    if not uris and common_name_identity:
+        common_names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        tenant = str(common_names[0].value) if common_names else ""
+        if re.fullmatch(TENANT_NAME_PATTERN, tenant):
+            return Identity(tenant, PLATFORM, fingerprint)
+    if len(uris) != 1:
+        raise Unauthenticated(
+            "the client certificate must carry exactly one URI SAN, "
+            f"spiffe://{trust_domain}/tenant/<tenant>[/role/<role>]"
+        )
     prefix = f"spiffe://{trust_domain}"
-    for key in ("peer_spiffe_id", "x509_subject_alternative_name"):
-        for value in auth.get(key, ()):
-            text = value.decode("utf-8", "replace")
-            match = _SPIFFE_PATH.match(text[len(prefix) :]) if text.startswith(prefix) else None
-            if match is None:
-                continue
-            role = match["role"] or PLATFORM
-            if role not in ROLES:
-                raise PermissionDenied(f"role {role!r} does not exist")
-            return Identity(match["tenant"], role, _fingerprint(auth))
-    common_names = [name for name in auth.get("x509_common_name", ()) if name]
-    if common_names:  # an empty subject names nobody
-        return Identity(common_names[0].decode("utf-8", "replace"), PLATFORM, _fingerprint(auth))
-    raise Unauthenticated("no verified client certificate")
+    match = _PATH.match(uris[0][len(prefix) :]) if uris[0].startswith(prefix + "/") else None
+    if match is None:
+        raise Unauthenticated(
+            f"the client certificate's URI SAN is not spiffe://{trust_domain}/tenant/<tenant>"
+        )
+    role = match["role"] or PLATFORM
+    if role not in ROLES:
+        raise PermissionDenied(f"role {role!r} does not exist")
+    return Identity(match["tenant"], role, fingerprint)

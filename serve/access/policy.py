@@ -28,7 +28,9 @@ class AccessPolicy:
         tenants: frozenset[str],
         audit: AuditLog | None,
         on_refused: Callable[[str], None] = lambda status: None,
+        common_name_identity: bool = False,
     ) -> None:
+        self._common_name_identity = common_name_identity
         self._trust_domain = trust_domain
         self._tenants = tenants
         self._audit = audit
@@ -36,7 +38,7 @@ class AccessPolicy:
 
     def identify(self, context: grpc.aio.ServicerContext) -> Identity:
         """The caller, already admitted by the interceptor."""
-        return peer_identity(context, self._trust_domain)
+        return peer_identity(context, self._trust_domain, self._common_name_identity)
 
     async def require(
         self, context: grpc.aio.ServicerContext, permission: str, method: str

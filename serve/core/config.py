@@ -197,6 +197,10 @@ class GatewayConfig(_Strict):
     tls: TlsFiles | None = None
     """The gateway's certificate and key, and the CA of tenant client certificates;
     unset means the development PKI that `confide up` creates under state_dir/pki."""
+    common_name_identity: bool = False
+    """Accept a client certificate without a URI SAN and take its tenant from its CN
+    (role platform). Only for a tenant CA that issues nothing else: any certificate it
+    signed with a CN spelled like a tenant name becomes that tenant."""
 
 
 class VadConfig(_Strict):

@@ -888,3 +888,119 @@ def test_a_reply_stops_at_the_sentence_limit(config, test_pki, codec, mono_recor
     assert final.text == "Sure. Dr. Lee can see you at noon."
     assert "".join(r.delta for r in replies[:-1]) == "Sure. Dr. Lee can see you at noon."
     assert dialogue.cut_short == 1  # the stream was closed: the engine stops generating
+
+
+# -- identities: one SPIFFE ID per certificate, by the SPIFFE X.509-SVID rules ------------
+
+
+def _crafted(test_pki, name: str, sans: list, common_name: str = "acme", ca=None) -> str:
+    """A client certificate of the test CA (or `ca`) with exactly these SANs."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from cluster.pki import Credential
+    from serve.core.config import TlsFiles
+
+    ca = ca or test_pki.ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    credential = Credential(builder.sign(ca.key, hashes.SHA256()), key)
+    cert, key_path = test_pki.root / f"crafted-{name}.pem", test_pki.root / f"crafted-{name}.key"
+    credential.write(cert, key_path)
+    test_pki.clients[f"crafted-{name}"] = TlsFiles(cert=cert, key=key_path, ca=test_pki.server.ca)
+    return f"crafted-{name}"
+
+
+def _uri(text: str):
+    from cryptography import x509
+
+    return x509.UniformResourceIdentifier(text)
+
+
+@pytest.mark.parametrize(
+    "sans",
+    [
+        pytest.param(
+            [
+                _uri("spiffe://confide.test/tenant/acme"),
+                _uri("spiffe://confide.test/tenant/initech"),
+            ],
+            id="two-uri-sans",
+        ),
+        pytest.param("dns", id="dns-san-spelled-like-spiffe"),
+        pytest.param([_uri("spiffe://other.domain/tenant/acme")], id="other-trust-domain"),
+        pytest.param([_uri("spiffe://confide.test/workload/acme")], id="other-path"),
+        pytest.param([_uri("spiffe://confide.test/tenant/acme/extra")], id="longer-path"),
+        pytest.param([_uri("https://confide.test/tenant/acme")], id="not-spiffe"),
+        pytest.param([], id="cn-only"),
+    ],
+)
+def test_a_certificate_naming_no_single_identity_is_refused(
+    config, test_pki, codec, mono_recording, sans, request
+):
+    from cryptography import x509
+
+    if sans == "dns":
+        sans = [x509.DNSName("spiffe://confide.test/tenant/acme")]
+    client = _crafted(test_pki, request.node.callspec.id, sans)
+    code, _ = refused(config, test_pki, codec, _requests(mono_recording), client=client)
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_common_name_names_the_tenant_only_when_switched_on(
+    config, test_pki, codec, mono_recording
+):
+    client = _crafted(test_pki, "cn-switch", [], common_name="acme")
+    allowed = config.with_overrides(
+        gateway={**config.gateway.model_dump(), "common_name_identity": True}
+    )
+
+    async def scenario():
+        async with serving(allowed, test_pki, codec, Transcriber(codec), client=client) as (
+            _,
+            calls,
+        ):
+            return await _collect(calls.StreamCall(_aiter(_requests(mono_recording))))
+
+    assert finals(run(scenario()))
+
+
+def test_a_ray_node_certificate_never_acts_as_a_tenant(
+    config, test_pki, codec, mono_recording, tmp_path
+):
+    """The development PKI signs node certificates with their own CA: the gateway's
+    handshake refuses them; and one from the tenant CA (as before there was a node CA)
+    names no tenant."""
+    from cluster.pki import DevPki, issue_node_cert
+    from serve.core.config import TlsFiles
+
+    pki = DevPki.ensure(tmp_path, ["acme"], "confide.test")
+    pki.ensure_ray_node()
+    assert pki.ray_node_cert.read_bytes() and pki.node_ca_cert != pki.ca_cert
+    node = TlsFiles(cert=pki.ray_node_cert, key=pki.ray_node_key, ca=test_pki.server.ca)
+    test_pki.clients["ray-node"] = node
+    code, _ = refused(config, test_pki, codec, _requests(mono_recording), client="ray-node")
+    assert code == grpc.StatusCode.UNAVAILABLE  # no handshake: not a tenant CA's certificate
+    old_style = issue_node_cert(test_pki.ca, ["localhost", "127.0.0.1"])
+    old_style.write(tmp_path / "old-node.pem", tmp_path / "old-node.key")
+    test_pki.clients["old-node"] = TlsFiles(
+        cert=tmp_path / "old-node.pem", key=tmp_path / "old-node.key", ca=test_pki.server.ca
+    )
+    code, _ = refused(config, test_pki, codec, _requests(mono_recording), client="old-node")
+    assert code == grpc.StatusCode.UNAUTHENTICATED
