@@ -74,6 +74,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         self._boundary = boundary
         self._redactor = redactor if config.redaction.enabled else None
         self._telemetry = telemetry or GatewayTelemetry.disabled()
+        self._english_only = model_name(config.transcriber).endswith(".en")
         self._active_calls = 0
         self.calls_handled = 0
         """Calls that passed authorization (tests prove refused peers never get here)."""
@@ -213,7 +214,11 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             raise InvalidArgument("the first StreamCallRequest must carry a CallConfig")
         config = first.config
         setup = parse_setup(
-            config.call_id, config.audio, config.interim_results, config.agent_replies
+            config.call_id,
+            config.audio,
+            config.interim_results,
+            config.agent_replies,
+            self._english_only,
         )
         _record_setup(rpc, setup)
         return CallSession(
@@ -284,8 +289,12 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     session.dtmf(request.dtmf.digit)
                 elif kind == "end":
                     break
-                else:
+                elif kind == "config":
                     raise InvalidArgument("CallConfig may only be sent once, first")
+                else:
+                    raise InvalidArgument(
+                        "a StreamCallRequest must set one of audio, pause, resume, dtmf, end"
+                    )
         except ConfideError as error:
             session.fail(error)
         finally:
@@ -302,7 +311,9 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                     raise InvalidArgument(
                         f"recording exceeds {self._config.gateway.max_recording_bytes} bytes"
                     )
-                setup = parse_setup(request.call_id, request.audio, interim_results=False)
+                setup = parse_setup(
+                    request.call_id, request.audio, False, english_only=self._english_only
+                )
                 _record_setup(rpc, setup)
                 asked = request.record if request.HasField("record") else None
                 recording = self._recording(

@@ -31,8 +31,14 @@ class CallSetup:
 
 
 def parse_setup(
-    call_id: str, audio: pb.AudioFormat, interim_results: bool, agent_replies: bool = False
+    call_id: str,
+    audio: pb.AudioFormat,
+    interim_results: bool,
+    agent_replies: bool = False,
+    english_only: bool = False,
 ) -> CallSetup:
+    """The validated setup; `english_only` when the configured model is an English-only
+    Whisper model (its name ends in ".en"), which would answer any language in English."""
     if not _CALL_ID.match(call_id):
         raise InvalidArgument("call_id must be 1-128 characters of [A-Za-z0-9._:-]")
     if audio.encoding not in ENCODINGS:
@@ -45,6 +51,8 @@ def parse_setup(
     match = _LANGUAGE.match(language)
     if not match:
         raise InvalidArgument("language_code must be a BCP-47 tag such as en-US")
+    if english_only and match.group(1) != "en":
+        raise InvalidArgument("language_code: the configured model transcribes English only")
     return CallSetup(
         call_id=call_id,
         encoding=ENCODINGS[audio.encoding],

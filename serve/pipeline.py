@@ -133,7 +133,10 @@ class CallAudio:
         """Drop `data` unheard (a PCI pause), keeping the call's clock: the VAD sees as
         much silence instead, so later turns keep their true offsets. Returns seconds."""
         encoding = self._decoder.encoding
-        silence = encode(np.zeros(len(data) // encoding.sample_width, np.int16), encoding)
+        # Byte for byte as long as `data`: a chunk that ends inside a frame keeps the
+        # stream's frame alignment for whatever follows the pause.
+        samples = -(-len(data) // encoding.sample_width)
+        silence = encode(np.zeros(samples, np.int16), encoding)[: len(data)]
         frames = self._decoder.frames_decoded
         for channel, audio in zip(self.channels, self._decoder.decode(silence), strict=True):
             channel.feed(audio)  # silence ends no turn: the open ones were flushed

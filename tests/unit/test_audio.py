@@ -79,3 +79,35 @@ def test_8khz_input_comes_out_at_16khz():
 def test_unsupported_rate_is_refused():
     with pytest.raises(ValueError, match="sample rate"):
         StreamDecoder(Encoding.MULAW, 44100, 1)
+
+
+@pytest.mark.parametrize("chunk", [333, 1001])
+def test_chunks_that_end_inside_a_frame_keep_the_channels_apart(two_channel_call, chunk):
+    """A two-channel mu-law stream sent in chunks that split frames decodes exactly as
+    the whole stream does, also across a PCI pause whose skipped bytes split frames."""
+    from confide.v1 import call_pb2 as pb
+    from serve.call_setup import parse_setup
+    from serve.core.audio import StreamDecoder
+    from serve.core.config import ConfideConfig
+    from serve.pipeline import CallAudio
+
+    data = two_channel_call.data[:64_000]
+    whole = StreamDecoder(two_channel_call.encoding, two_channel_call.sample_rate, 2).decode(data)
+    split = StreamDecoder(two_channel_call.encoding, two_channel_call.sample_rate, 2)
+    parts = [split.decode(data[i : i + chunk]) for i in range(0, len(data), chunk)]
+    for channel in range(2):
+        assert np.array_equal(np.concatenate([p[channel] for p in parts]), whole[channel])
+
+    # The same call as 16-bit PCM (4 bytes a frame): an odd chunk splits a sample too.
+    pcm = decode_pcm16(data, Encoding.MULAW).tobytes()
+    audio_format = pb.AudioFormat(
+        encoding=pb.AUDIO_ENCODING_LINEAR16,
+        sample_rate_hertz=8000,
+        channels=[pb.ChannelConfig(role=1), pb.ChannelConfig(role=2)],
+    )
+    call = CallAudio(parse_setup("c", audio_format, False), ConfideConfig())
+    call.feed(pcm[:chunk])
+    call.skip(pcm[chunk : 2 * chunk])  # unheard, and not a whole number of frames
+    call.feed(pcm[2 * chunk : 4 * chunk])
+    # Every byte counts, skipped or not: the frames decoded are the whole ones sent.
+    assert call.seconds_decoded == pytest.approx((4 * chunk // 4) / 8000)

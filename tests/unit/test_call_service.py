@@ -279,7 +279,12 @@ async def _stream_status(calls, requests) -> tuple[grpc.StatusCode, list[pb.Stre
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         async for event in call:
             events.append(event)
+    _last_refusal.append(failure.value.details())
     return failure.value.code(), events
+
+
+_last_refusal: list[str] = []
+"""Details of the refusals `_stream_status` saw, newest last."""
 
 
 def refused(config, test_pki, codec, requests, client="acme"):
@@ -1004,3 +1009,24 @@ def test_a_ray_node_certificate_never_acts_as_a_tenant(
     )
     code, _ = refused(config, test_pki, codec, _requests(mono_recording), client="old-node")
     assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _refusal_details(config, test_pki, codec, requests) -> tuple[grpc.StatusCode, str]:
+    code, _ = refused(config, test_pki, codec, requests)
+    return code, _last_refusal[-1]
+
+
+def test_an_empty_request_is_named_as_such(config, test_pki, codec, mono_recording):
+    requests = [*_requests(mono_recording)[:3], pb.StreamCallRequest()]
+    code, details = _refusal_details(config, test_pki, codec, requests)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "must set one of audio, pause, resume, dtmf, end" in details
+
+
+def test_a_language_the_english_only_model_cannot_transcribe_is_refused(
+    config, test_pki, codec, mono_recording
+):
+    requests = _requests(mono_recording)
+    requests[0].config.audio.language_code = "de-DE"
+    code, details = _refusal_details(config, test_pki, codec, requests)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "English only" in details
