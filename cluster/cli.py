@@ -395,6 +395,8 @@ def _up(config: ConfideConfig, args: argparse.Namespace) -> int:
 
     _prepare_dialogue_model(config)
     _quiet_ray_serve()
+    for warning in config.security_warnings():
+        print(f"WARNING: {warning}", file=sys.stderr)
     state = lifecycle.up(config, args.address)
     print(f"Confide is up. Gateway (mTLS gRPC): {config.gateway.host}:{state.gateway_port}")
     print(f"Ray: {state.ray_address}  state: {config.state_path}")

