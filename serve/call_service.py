@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -27,7 +28,13 @@ from serve.call_session import CallSession, Record
 from serve.call_setup import CallSetup, parse_setup
 from serve.core.allowlist import Plain, confide_logger
 from serve.core.config import ConfideConfig, RedactionPolicy
-from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument, ResourceExhausted
+from serve.core.errors import (
+    ConfideError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+)
 from serve.messages import DialogueRequest
 from serve.records.recording import CallRecording
 from serve.redaction import CallRedaction, Redactor
@@ -76,6 +83,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         self._telemetry = telemetry or GatewayTelemetry.disabled()
         self._english_only = model_name(config.transcriber).endswith(".en")
         self._active_calls = 0
+        self._calls_by_tenant: Counter[str] = Counter()
         self.calls_handled = 0
         """Calls that passed authorization (tests prove refused peers never get here)."""
 
@@ -85,15 +93,23 @@ class CallService(call_pb2_grpc.CallServiceServicer):
 
     @contextlib.contextmanager
     def _admit(self, rpc: _Rpc):
+        tenant_limit = self._config.tenant(rpc.tenant).max_concurrent_calls
         if self._active_calls >= self._config.gateway.max_concurrent_calls:
             raise ResourceExhausted("gateway is at its concurrent call limit; retry later")
+        if tenant_limit is not None and self._calls_by_tenant[rpc.tenant] >= tenant_limit:
+            raise ResourceExhausted(
+                f"tenant {rpc.tenant!r} is at its limit of {tenant_limit} concurrent calls; "
+                "retry later"
+            )
         self._active_calls += 1
+        self._calls_by_tenant[rpc.tenant] += 1
         self._telemetry.metrics.active_calls(self._active_calls)
         rpc.admitted = True
         try:
             yield
         finally:
             self._active_calls -= 1
+            self._calls_by_tenant[rpc.tenant] -= 1
             self._telemetry.metrics.active_calls(self._active_calls)
 
     def _authorize(self, context: grpc.aio.ServicerContext, rpc: _Rpc) -> Identity:
@@ -194,13 +210,18 @@ class CallService(call_pb2_grpc.CallServiceServicer):
     ) -> AsyncIterator[pb.StreamCallResponse]:
         await context.send_initial_metadata(())
         reader = asyncio.create_task(self._read(session, request_iterator))
+        limit = self._config.gateway.max_call_seconds
+        overlong = asyncio.get_running_loop().call_later(limit, _end_overlong, session, reader)
         async with _recording_end(session):
             try:
                 async with contextlib.aclosing(session.events()) as events:
                     async for event in events:
                         yield event
-                await reader  # raises what broke the reader, after the backlog
+                await asyncio.wait({reader})
+                if not reader.cancelled():  # cancelled: the call ran too long (see above)
+                    reader.result()  # raises what broke the reader, after the backlog
             finally:
+                overlong.cancel()
                 reader.cancel()
             if session.rejected is not None:
                 raise session.rejected
@@ -406,6 +427,13 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             redacted = await redaction.alone(text.split())
             turns.append((role, text if not any(redacted.masks) else redacted.text))
         return dataclasses.replace(request, turns=tuple(turns))
+
+
+def _end_overlong(session: CallSession, reader: asyncio.Task) -> None:
+    """gateway.max_call_seconds is up: stop reading, finalise the open turns, and end
+    the call with DEADLINE_EXCEEDED after what was already accepted."""
+    reader.cancel()
+    session.fail(DeadlineExceeded("the call reached gateway.max_call_seconds; reconnect"))
 
 
 @contextlib.asynccontextmanager

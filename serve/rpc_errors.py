@@ -35,6 +35,9 @@ async def status_on_error(context: grpc.aio.ServicerContext, span: trace.Span, m
         yield outcome
     except ConfideError as error:
         outcome.status = error.code
+        retry_after = getattr(error, "retry_after_seconds", None)
+        if retry_after is not None:
+            context.set_trailing_metadata((("retry-after-seconds", str(retry_after)),))
         await abort(context, span, outcome.status, str(error), error.error_id)
     except grpc.aio.AbortError:
         raise

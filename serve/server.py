@@ -37,6 +37,28 @@ class RunningServer:
         await self.server.stop(grace)
 
 
+def server_options(config: ConfideConfig) -> list[tuple[str, int]]:
+    """gRPC core's limits: message size, streams per connection, idle and age limits,
+    keepalive enforcement, and no compression (a gzip message inflates 1,000-fold
+    within the size limit): compressed requests are refused (UNIMPLEMENTED)."""
+    gateway = config.gateway
+    milliseconds = lambda seconds: int(seconds * 1000)  # noqa: E731
+    return [
+        ("grpc.max_receive_message_length", gateway.max_recording_bytes + _ENVELOPE_BYTES),
+        ("grpc.max_send_message_length", gateway.max_recording_bytes + _ENVELOPE_BYTES),
+        ("grpc.max_concurrent_streams", gateway.max_concurrent_streams),
+        ("grpc.max_connection_idle_ms", milliseconds(gateway.max_connection_idle_seconds)),
+        ("grpc.max_connection_age_ms", milliseconds(gateway.max_connection_age_seconds)),
+        ("grpc.max_connection_age_grace_ms", milliseconds(gateway.max_call_seconds)),
+        ("grpc.http2.min_ping_interval_without_data_ms",
+         milliseconds(gateway.keepalive_min_ping_seconds)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_time_ms", 60_000),  # the server pings idle clients too
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.compression_enabled_algorithms_bitset", 1),  # identity only
+    ]  # fmt: skip
+
+
 async def start_server(
     config: ConfideConfig,
     tls: TlsFiles,
@@ -54,7 +76,6 @@ async def start_server(
     RecordsService is served and refusals are audited."""
     for warning in config.security_warnings():
         logger.warning("SECURITY: %s", Plain(warning))
-    max_message = config.gateway.max_recording_bytes + _ENVELOPE_BYTES
     telemetry = telemetry or GatewayTelemetry.disabled()
     policy = AccessPolicy(
         config.trust_domain,
@@ -62,6 +83,7 @@ async def start_server(
         records.audit if records is not None else None,
         telemetry.metrics.refused,
         config.gateway.common_name_identity,
+        config.gateway.first_message_seconds,
     )
     interceptors = []
     if tracer_provider is not None:
@@ -69,13 +91,7 @@ async def start_server(
 
         interceptors.append(aio_server_interceptor(tracer_provider=tracer_provider))
     interceptors.append(AccessInterceptor(policy))
-    server = grpc.aio.server(
-        interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", max_message),
-            ("grpc.max_send_message_length", max_message),
-        ],
-    )
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(config))
     service = CallService(config, boundary, telemetry, redactor)
     call_pb2_grpc.add_CallServiceServicer_to_server(service, server)
     services = [SERVICE_NAME]

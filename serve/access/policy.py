@@ -29,7 +29,9 @@ class AccessPolicy:
         audit: AuditLog | None,
         on_refused: Callable[[str], None] = lambda status: None,
         common_name_identity: bool = False,
+        first_message_seconds: float = 10.0,
     ) -> None:
+        self.first_message_seconds = first_message_seconds
         self._common_name_identity = common_name_identity
         self._trust_domain = trust_domain
         self._tenants = tenants
@@ -45,6 +47,16 @@ class AccessPolicy:
     ) -> Identity:
         """The caller's identity if its role holds `permission`; otherwise the refusal
         is audited and the RPC aborted (PERMISSION_DENIED or UNAUTHENTICATED)."""
+        identity, refusal = self.decide(context, permission, method)
+        if refusal is not None:
+            await self.refuse(context, identity, method, refusal)
+        assert identity is not None
+        return identity
+
+    def decide(
+        self, context: grpc.aio.ServicerContext, permission: str, method: str
+    ) -> tuple[Identity | None, ConfideError | None]:
+        """(identity, None) when allowed, else (whatever identity was read, the refusal)."""
         identity = None
         try:
             identity = self.identify(context)
@@ -53,12 +65,11 @@ class AccessPolicy:
                 raise PermissionDenied(f"tenant {identity.tenant!r} is not allowed here")
             if not allowed(permission, identity.role):
                 raise PermissionDenied(f"role {identity.role!r} may not call {method}")
-            return identity
         except ConfideError as refusal:
-            await self._refuse(context, identity, method, refusal)
-            raise AssertionError("unreachable: the RPC was aborted") from None
+            return identity, refusal
+        return identity, None
 
-    async def _refuse(
+    async def refuse(
         self,
         context: grpc.aio.ServicerContext,
         identity: Identity | None,
@@ -87,6 +98,7 @@ class AccessPolicy:
         self._on_refused(refusal.code.name)
         logger.warning("refused %s: %s", Plain(error_id), Plain(refusal.code.name))
         await context.abort(refusal.code, f"{refusal} (error id {error_id})")
+        raise AssertionError("unreachable: the RPC was aborted")
 
 
 class AccessInterceptor(grpc.aio.ServerInterceptor):
@@ -115,11 +127,15 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         if inspect.isasyncgenfunction(behavior):
 
             async def checked(request, context):
+                # Decided before anything is read. A refused stream's first message is
+                # still awaited (within the deadline) before the refusal is sent: a
+                # client still writing into a call the server ended would see INTERNAL
+                # instead of its status (grpc#36066).
+                identity, refusal = policy.decide(context, method, name)
                 if streaming_requests:
-                    # Read the first message before refusing: a client that is still
-                    # writing into a call the server ended sees INTERNAL (grpc#36066).
-                    request = await _with_first_read(request)
-                await policy.require(context, method, name)
+                    request = await _with_first_read(request, context, policy.first_message_seconds)
+                if refusal is not None:
+                    await policy.refuse(context, identity, name, refusal)
                 async for response in behavior(request, context):
                     yield response
 
@@ -136,10 +152,19 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-async def _with_first_read(requests):
-    """The same request stream, its first message already received."""
+async def _with_first_read(requests, context: grpc.aio.ServicerContext, seconds: float):
+    """The same request stream, its first message already received; a stream that sends
+    nothing for `seconds` is ended with DEADLINE_EXCEEDED."""
     iterator = aiter(requests)
-    first = await anext(iterator, _END)
+    try:
+        first = await asyncio.wait_for(anext(iterator, _END), seconds)
+    except TimeoutError:
+        error_id = new_error_id()
+        logger.warning("first message timeout %s", Plain(error_id))
+        await context.abort(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"no first message within {seconds:g} s (error id {error_id})",
+        )
 
     async def replay():
         if first is _END:

@@ -112,7 +112,10 @@ class TrainingConfig(_Strict):
 
 class TenantConfig(_Strict):
     name: Annotated[str, Field(pattern=TENANT_NAME_PATTERN)]
-    """Tenant name; a client certificate's SPIFFE ID or CN must name it."""
+    """Tenant name; a client certificate's SPIFFE ID must name it."""
+    max_concurrent_calls: Annotated[int, Field(ge=1)] | None = None
+    """This tenant's calls at once on one gateway replica (unset: only the gateway's
+    limit); beyond it RESOURCE_EXHAUSTED, so one tenant cannot lock the others out."""
     system_prompt: Annotated[str, Field(max_length=4000)] | None = None
     """This tenant's instructions to the dialogue model; unset uses dialogue.system_prompt."""
     records: TenantRecordsConfig = TenantRecordsConfig()
@@ -188,7 +191,23 @@ class GatewayConfig(_Strict):
     max_recording_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 16 * 1024 * 1024
     """Largest recording accepted in one Transcribe request."""
     max_concurrent_calls: Annotated[int, Field(ge=1)] = 64
-    """Calls beyond this per gateway replica get RESOURCE_EXHAUSTED."""
+    """Calls beyond this per gateway replica get RESOURCE_EXHAUSTED (a tenant's own
+    limit is tenants[].max_concurrent_calls)."""
+    first_message_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """A stream whose first message does not arrive in time is ended
+    (DEADLINE_EXCEEDED): an open stream costs the gateway even before it is a call."""
+    max_call_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
+    """A call is ended after this long (open turns are finalised first), with
+    DEADLINE_EXCEEDED: the client reconnects for the rest."""
+    max_concurrent_streams: Annotated[int, Field(ge=1)] = 100
+    """HTTP/2 streams per connection (gRPC's max_concurrent_streams)."""
+    max_connection_idle_seconds: Annotated[float, Field(gt=0)] = 300.0
+    """A connection without any RPC for this long is closed (GOAWAY)."""
+    max_connection_age_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    """Connections are recycled after this long (GOAWAY; calls in flight finish within
+    max_call_seconds), so load spreads again and certificates are re-checked."""
+    keepalive_min_ping_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """A client pinging more often than this is disconnected (keepalive enforcement)."""
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
     """How long in-flight calls may finish when the gateway stops."""
     ray_resources: dict[str, float] = {}

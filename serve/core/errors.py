@@ -7,6 +7,7 @@ message is written for clients: it never carries audio, transcript or prompt tex
     ├── Unauthenticated      UNAUTHENTICATED
     ├── ResourceExhausted    RESOURCE_EXHAUSTED
     ├── FailedPrecondition   FAILED_PRECONDITION
+    ├── DeadlineExceeded     DEADLINE_EXCEEDED
     ├── NotFound             NOT_FOUND
     └── Unavailable          UNAVAILABLE
         └── EngineUnavailable
@@ -36,13 +37,23 @@ class Unauthenticated(ConfideError):
 
 
 class ResourceExhausted(ConfideError):
+    """A limit was reached; the status carries a retry hint (trailing metadata
+    `retry-after-seconds`)."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retry_after_seconds = 5
 
 
 class FailedPrecondition(ConfideError):
     """The request is valid but this deployment cannot serve it (e.g. dialogue is off)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class DeadlineExceeded(ConfideError):
+    """A time limit of the gateway ran out (a first message, a call's length)."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class NotFound(ConfideError):

@@ -1030,3 +1030,119 @@ def test_a_language_the_english_only_model_cannot_transcribe_is_refused(
     requests[0].config.audio.language_code = "de-DE"
     code, details = _refusal_details(config, test_pki, codec, requests)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "English only" in details
+
+
+# -- limits: one client cannot hurt the others ----------------------------------------
+
+
+def test_a_stream_that_sends_nothing_is_ended_and_frees_nothing_it_never_had(
+    config, test_pki, codec, mono_recording
+):
+    quick = config.with_overrides(
+        gateway={**config.gateway.model_dump(), "first_message_seconds": 0.5}
+    )
+
+    async def scenario():
+        async with serving(quick, test_pki, codec, Transcriber(codec)) as (running, calls):
+
+            async def silent():
+                await asyncio.sleep(30)
+                yield pb.StreamCallRequest()
+
+            idle = [calls.StreamCall(silent()) for _ in range(8)]  # beyond the limit of 2
+            codes = []
+            for call in idle:
+                with pytest.raises(grpc.aio.AioRpcError) as failure:
+                    await _collect(call)
+                codes.append(failure.value.code())
+            # Meanwhile and afterwards a normal call is served.
+            events = await _collect(calls.StreamCall(_aiter(_requests(mono_recording))))
+            return codes, events, running.service.calls_handled
+
+    codes, events, handled = run(scenario())
+    assert set(codes) == {grpc.StatusCode.DEADLINE_EXCEEDED}
+    assert finals(events) and handled == 1  # the silent streams never became calls
+
+
+def test_one_tenant_at_its_quota_leaves_room_for_another(config, test_pki, codec, mono_recording):
+    tenants = [{"name": "acme", "max_concurrent_calls": 1}, {"name": "initech"}]
+    quota = config.with_overrides(
+        tenants=tenants, gateway={**config.gateway.model_dump(), "max_concurrent_calls": 4}
+    )
+
+    async def scenario():
+        async with (
+            serving(quota, test_pki, codec, Transcriber(codec)) as (running, acme),
+            aio_channel(f"localhost:{running.port}", test_pki.clients["initech"]) as channel,
+        ):
+            initech = call_pb2_grpc.CallServiceStub(channel)
+            requests = _requests(mono_recording)
+            gate = asyncio.Event()
+
+            async def held_open():
+                yield requests[0]
+                await gate.wait()
+
+            first = acme.StreamCall(held_open())
+            await first.initial_metadata()
+            second = acme.StreamCall(held_open())  # writes no more once refused (grpc#36066)
+            with pytest.raises(grpc.aio.AioRpcError) as refused_call:
+                await _collect(second)
+            other = await _collect(initech.StreamCall(_aiter(requests)))
+            gate.set()
+            first.cancel()
+            return refused_call.value, other
+
+    refusal, other = run(scenario())
+    assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "acme" in refusal.details()
+    assert dict(refusal.trailing_metadata())["retry-after-seconds"] == "5"
+    assert finals(other)
+
+
+def test_a_call_longer_than_the_limit_ends_with_its_finals_delivered(
+    config, test_pki, codec, mono_recording
+):
+    short = config.with_overrides(gateway={**config.gateway.model_dump(), "max_call_seconds": 1.5})
+    recording = speech_then_silence(mono_recording, 3)
+
+    async def scenario():
+        async with serving(short, test_pki, codec, Transcriber(codec)) as (_, calls):
+            requests = call_requests(recording, ["customer"])
+            started = asyncio.get_running_loop().time()
+
+            async def realtime():
+                for seconds, request in requests:
+                    delay = started + seconds - asyncio.get_running_loop().time()
+                    await asyncio.sleep(max(delay, 0))
+                    yield request
+
+            events = []
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                async for event in calls.StreamCall(realtime()):
+                    events.append(event)
+            return failure.value, events
+
+    failure, events = run(scenario())
+    assert failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "max_call_seconds" in failure.details()
+    assert finals(events)  # the open turn was finalised and delivered first
+
+
+def test_compressed_requests_are_refused(config, test_pki, codec, mono_recording):
+    async def scenario():
+        async with (
+            serving(config, test_pki, codec, Transcriber(codec)) as (running, _),
+            grpc.aio.secure_channel(
+                f"localhost:{running.port}",
+                test_pki.clients["acme"].channel_credentials(),
+                compression=grpc.Compression.Gzip,
+            ) as channel,
+        ):
+            calls = call_pb2_grpc.CallServiceStub(channel)
+            audio = _requests(mono_recording)[0].config.audio
+            request = pb.TranscribeRequest(call_id="gz", audio=audio, data=bytes(64_000))
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                await calls.Transcribe(request)
+            return failure.value.code()
+
+    assert run(scenario()) == grpc.StatusCode.UNIMPLEMENTED
