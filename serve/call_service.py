@@ -44,6 +44,9 @@ from serve.whisper_engine import model_name
 from serve.wire import SPEAKER_ROLES, role_name
 
 MAX_CONVERSE_TURNS = 64
+TRANSCRIBE_TURNS_IN_FLIGHT = 4
+"""A Transcribe request's turns decoding at once: a long recording must not queue all
+its turns ahead of live calls' finals."""
 MAX_TURN_CHARACTERS = 4000
 # A Converse turn must say who spoke.
 _CONVERSE_ROLES = {role: name for name, role in SPEAKER_ROLES.items()}
@@ -359,6 +362,10 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         step = self._config.gateway.max_chunk_bytes
         for start in range(0, len(data), step):
             session.feed(data[start : start + step])
+            # Paced: the VAD over a long recording yields to live calls between chunks,
+            # and its turns go to the transcriber a few at a time, not all at once.
+            await asyncio.sleep(0)
+            await session.wait_for_turns_below(TRANSCRIBE_TURNS_IN_FLIGHT)
         session.finish()
         segments = []
         async with (

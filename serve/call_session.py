@@ -161,6 +161,10 @@ class CallSession:
             if final is not None:
                 self._submit_final(channel, final)
 
+    async def wait_for_turns_below(self, limit: int) -> None:
+        """Until fewer than `limit` of its turns are being transcribed."""
+        await self._emitter.wait_below(limit)
+
     def fail(self, error: ConfideError) -> None:
         """Reject further input, but deliver everything already accepted first."""
         self.rejected = error

@@ -34,13 +34,17 @@ class OrderedEmitter(Generic[T]):
         self._out: asyncio.Queue[object] = asyncio.Queue()
         self._tasks: set[asyncio.Task] = set()
         self._side: set[asyncio.Task] = set()
+        self._submitted: set[asyncio.Task] = set()
         self._closed = False
 
     def submit(self, work: Awaitable[Sequence[T]]) -> None:
         """Emit work's events (possibly none) after everything submitted before it."""
         if self._closed:
             raise RuntimeError("the emitter was closed")
-        self._ordered.put_nowait(self._own(asyncio.ensure_future(work)))
+        task = self._own(asyncio.ensure_future(work))
+        self._submitted.add(task)
+        task.add_done_callback(self._submitted.discard)
+        self._ordered.put_nowait(task)
 
     def stream(self, events: AsyncIterator[T]) -> asyncio.Task[None]:
         """Emit each event as it comes; cancel the returned task to cut the stream
@@ -53,6 +57,11 @@ class OrderedEmitter(Generic[T]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    async def wait_below(self, limit: int) -> None:
+        """Until fewer than `limit` pieces of submitted work are unfinished."""
+        while len(self._submitted) >= limit:
+            await asyncio.wait(set(self._submitted), return_when=asyncio.FIRST_COMPLETED)
 
     def close(self) -> None:
         """Nothing more will be submitted; side streams may still start."""

@@ -1146,3 +1146,35 @@ def test_compressed_requests_are_refused(config, test_pki, codec, mono_recording
             return failure.value.code()
 
     assert run(scenario()) == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_a_long_transcribe_does_not_stall_live_calls(config, test_pki, codec, mono_recording):
+    """Transcribe's VAD over a whole recording (16 MiB is allowed) runs between other
+    work: the event loop never stops for long while it goes on."""
+    recording = speech_then_silence(mono_recording, 80)  # minutes of 16 kHz PCM
+
+    async def scenario():
+        async with serving(config, test_pki, codec, Transcriber(codec)) as (_, calls):
+            loop = asyncio.get_running_loop()
+            gaps, last = [], loop.time()
+
+            async def ticker():
+                nonlocal last
+                while True:
+                    await asyncio.sleep(0.01)
+                    gaps.append(loop.time() - last)
+                    last = loop.time()
+
+            ticking = asyncio.create_task(ticker())
+            request = pb.TranscribeRequest(
+                call_id="long",
+                audio=_requests(recording)[0].config.audio,
+                data=recording.data,
+            )
+            response = await calls.Transcribe(request)
+            ticking.cancel()
+            return response, max(gaps)
+
+    response, longest_gap = run(scenario())
+    assert len(response.segments) >= 60
+    assert longest_gap < 0.5, f"the event loop stopped for {longest_gap:.2f} s"
