@@ -9,6 +9,7 @@ handed to the replica's runtime environment.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +29,12 @@ def vllm_environment(config: DialogueConfig, state_dir: Path) -> dict[str, str]:
         "VLLM_NO_USAGE_STATS": "1",
         "VLLM_DO_NOT_TRACK": "1",
     }
+
+
+def cache_salt(tenant: str) -> str:
+    """The tenant's prefix-cache salt: the same prompt of two tenants hashes to
+    different blocks (vLLM's cache_salt)."""
+    return hashlib.sha256(f"confide-tenant:{tenant}".encode()).hexdigest()
 
 
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
@@ -67,6 +74,7 @@ class VllmEngine:
             )
         )
         self._started = self._finished = self._aborted = 0
+        self._cached_prompt_tokens = 0
 
     def prompt(self, request: DialogueRequest) -> str:
         """The chat prompt, with the oldest turns dropped until the reply fits."""
@@ -91,10 +99,16 @@ class VllmEngine:
         request_id = f"{request.request_id}-{uuid.uuid4().hex[:8]}"
         # Tokenizing to fit the context is CPU work: off the event loop.
         prompt = await asyncio.to_thread(self.prompt, request)
+        # Tenants never share prefix-cache blocks: with a shared cache, one tenant could
+        # time replies to learn how another tenant's prompts begin.
+        engine_prompt = {"prompt": prompt, "cache_salt": cache_salt(request.tenant)}
         self._started += 1
-        finished = False
+        finished = first = False
         try:
-            async for output in self._engine.generate(prompt, params, request_id):
+            async for output in self._engine.generate(engine_prompt, params, request_id):
+                if not first:
+                    first = True
+                    self._cached_prompt_tokens += output.num_cached_tokens or 0
                 delta = output.outputs[0].text
                 if delta:
                     yield delta
@@ -114,5 +128,6 @@ class VllmEngine:
             "started": self._started,
             "finished": self._finished,
             "aborted": self._aborted,
+            "cached_prompt_tokens": self._cached_prompt_tokens,
             "unfinished_in_engine": self._engine.output_processor.get_num_unfinished_requests(),
         }

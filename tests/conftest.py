@@ -86,6 +86,7 @@ def test_pki(tmp_path_factory) -> TestPki:
     clients = {
         "acme": issue_client_cert(ca, "acme", TRUST_DOMAIN),
         "initech": issue_client_cert(ca, "initech", TRUST_DOMAIN),
+        "globex": issue_client_cert(ca, "globex", TRUST_DOMAIN),
         "acme-supervisor": issue_client_cert(ca, "acme", TRUST_DOMAIN, role="supervisor"),
         "rogue": issue_client_cert(rogue_ca, "acme", TRUST_DOMAIN),
         "expired": issue_client_cert(

@@ -37,7 +37,10 @@ def dialogue_cluster(test_pki, model_dir, tmp_path_factory):
         {
             "state_dir": str(tmp_path_factory.mktemp("state")),
             "trust_domain": TRUST_DOMAIN,
-            "tenants": [{"name": "acme", "system_prompt": LONG_WINDED}],
+            "tenants": [
+                {"name": "acme", "system_prompt": LONG_WINDED},
+                {"name": "globex", "system_prompt": LONG_WINDED},  # the same prompt
+            ],
             "gateway": {"host": "127.0.0.1", "port": 0},
             "ray": {"num_cpus": 4},
             "dialogue": {
@@ -168,6 +171,29 @@ def test_converse_streams_for_the_tenant_and_refuses_others(dialogue_cluster, te
     with pytest.raises(grpc.aio.AioRpcError) as invalid:
         asyncio.run(_converse(test_pki, target, pb.ConverseRequest(conversation_id="x")))
     assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_two_tenants_identical_prompts_share_no_cached_blocks(dialogue_cluster, test_pki):
+    """Prefix caching stays on, salted per tenant: the same conversation hits the cache
+    for its own tenant, and misses it for another tenant with the same system prompt."""
+    target, dialogue, _ = dialogue_cluster
+    history = "I booked a check-up for Tuesday at nine and need to know what to bring. " * 30
+    same = pb.ConverseRequest(
+        conversation_id="salted",
+        turns=[pb.DialogueTurn(role=pb.SPEAKER_ROLE_CUSTOMER, text=history)],
+    )  # long enough to fill whole cache blocks whatever the block size
+
+    def cached_after(client: str) -> int:
+        asyncio.run(_converse(test_pki, target, same, client=client))
+        return dialogue.stats.remote().result()["cached_prompt_tokens"]
+
+    before = dialogue.stats.remote().result()["cached_prompt_tokens"]
+    first = cached_after("acme")
+    again = cached_after("acme")
+    other = cached_after("globex")
+    assert again - first > 100  # acme's second request came from acme's cache
+    assert other == again  # globex's identical prompt: not one cached token
+    assert first >= before
 
 
 def test_overload_is_resource_exhausted_not_a_stall(dialogue_cluster, test_pki):
