@@ -622,7 +622,7 @@ def _certs(config: ConfideConfig, args: argparse.Namespace) -> int:
         print("confide certs: --tenant must be lower-case letters, digits, '-'", file=sys.stderr)
         return 2
     names = [t.name for t in config.tenants]
-    pki = DevPki.ensure(config.state_path, names, config.trust_domain)
+    pki = DevPki.for_config(config)
     path = pki.issue_tenant(args.tenant, config.trust_domain, args.role)
     print(f"certificate: {path}\nprivate key: {pki.client_key(args.tenant, args.role)} (0600)")
     print(f"identity: {spiffe_id(config.trust_domain, args.tenant, args.role)}")

@@ -18,7 +18,7 @@ def gateway_tls(config: ConfideConfig) -> TlsFiles:
     """The configured PEM files, or the development PKI (created if missing)."""
     if config.gateway.tls is not None:
         return config.gateway.tls
-    pki = DevPki.ensure(config.state_path, [t.name for t in config.tenants], config.trust_domain)
+    pki = DevPki.for_config(config)
     return pki.gateway_tls()
 
 

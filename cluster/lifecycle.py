@@ -71,7 +71,7 @@ def use_ray_tls(config: ConfideConfig, spans_nodes: bool) -> dict[str, str]:
         return _set_ray_environment({"RAY_USE_TLS": "0"})
     from cluster.pki import DevPki
 
-    pki = DevPki.ensure(config.state_path, [t.name for t in config.tenants], config.trust_domain)
+    pki = DevPki.for_config(config)
     pki.ensure_ray_node()
     return _set_ray_environment(
         {

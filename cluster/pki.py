@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from serve.core.config import TlsFiles
+from serve.core.config import ConfideConfig, TlsFiles
 from serve.core.secret_files import write_secret
 
 CA_VALIDITY = dt.timedelta(days=5 * 365)
@@ -293,6 +293,16 @@ class DevPki:
         if not self.client_cert(tenant, role).exists():
             self.issue_tenant(tenant, trust_domain, role)
         return self.client_tls(tenant, role)
+
+    @classmethod
+    def for_config(cls, config: ConfideConfig) -> DevPki:
+        """The development PKI of a configuration: its tenants, its trust domain, and a
+        gateway certificate for every address of this machine plus
+        gateway.certificate_hosts (the gateway binds 0.0.0.0 by default)."""
+        hosts = node_hosts() + list(config.gateway.certificate_hosts)
+        return cls.ensure(
+            config.state_path, [t.name for t in config.tenants], config.trust_domain, hosts
+        )
 
     @classmethod
     def ensure(

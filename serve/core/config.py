@@ -216,6 +216,9 @@ class GatewayConfig(_Strict):
     tls: TlsFiles | None = None
     """The gateway's certificate and key, and the CA of tenant client certificates;
     unset means the development PKI that `confide up` creates under state_dir/pki."""
+    certificate_hosts: list[str] = []
+    """Extra DNS names or addresses for the development PKI's gateway certificate (it
+    already names every address of the machine it is made on), e.g. a load balancer's."""
     common_name_identity: bool = False
     """Accept a client certificate without a URI SAN and take its tenant from its CN
     (role platform). Only for a tenant CA that issues nothing else: any certificate it

@@ -47,3 +47,25 @@ def test_ensure_is_idempotent_and_issues_new_tenants(tmp_path):
     DevPki.ensure(tmp_path, ["acme", "globex"], "confide.local")
     assert pki.ca_cert.read_bytes() == ca_before
     assert pki.client_cert("globex").exists()
+
+
+def test_the_gateway_certificate_names_every_address_of_the_machine(tmp_path):
+    import ipaddress
+
+    from cryptography import x509
+
+    from cluster.pki import node_hosts
+    from serve.core.config import ConfideConfig
+
+    config = ConfideConfig.model_validate(
+        {"state_dir": str(tmp_path), "gateway": {"certificate_hosts": ["gw.example.net"]}}
+    )
+    pki = DevPki.for_config(config)
+    cert = x509.load_pem_x509_certificate(pki.server_cert.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    listed = set(names.get_values_for_type(x509.DNSName))
+    listed |= {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    expected = {
+        str(ipaddress.ip_address(h)) if h[0].isdigit() or ":" in h else h for h in node_hosts()
+    }
+    assert expected | {"gw.example.net"} <= listed
