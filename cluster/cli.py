@@ -49,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         default="platform",
         help="platform (calls; default), supervisor, analyst, compliance, admin or trainer",
     )
+    revoke = certs_commands.add_parser(
+        "revoke", help="revoke a client certificate (the gateway refuses it at once)"
+    )
+    revoke.add_argument("--tenant", required=True)
+    revoke.add_argument("--role", default="platform")
+    certs_commands.add_parser(
+        "rotate", help="a new gateway certificate; the gateway uses it for new connections"
+    )
 
     keys = commands.add_parser("keys", help="key-encryption keys (one per tenant and month)")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -610,23 +618,33 @@ def _reference(recording: Path) -> dict[str, list[dict[str, str]]]:
 def _certs(config: ConfideConfig, args: argparse.Namespace) -> int:
     import re
 
-    from cluster.pki import DevPki
+    from cluster.pki import DevPki, node_hosts
     from serve.access.identity import spiffe_id
     from serve.access.roles import ROLES
     from serve.core.config import TENANT_NAME_PATTERN
 
+    pki = DevPki.for_config(config)
+    if args.certs_command == "rotate":
+        path = pki.rotate_server(node_hosts() + list(config.gateway.certificate_hosts))
+        print(f"new gateway certificate: {path} (used from the next connection on)")
+        return 0
     if args.role not in ROLES:
         print(f"confide certs: --role must be one of {', '.join(ROLES)}", file=sys.stderr)
         return 2
     if not re.fullmatch(TENANT_NAME_PATTERN, args.tenant):
         print("confide certs: --tenant must be lower-case letters, digits, '-'", file=sys.stderr)
         return 2
-    names = [t.name for t in config.tenants]
-    pki = DevPki.for_config(config)
+    if args.certs_command == "revoke":
+        if not pki.client_cert(args.tenant, args.role).exists():
+            print(f"confide certs: no {args.role} certificate of {args.tenant}", file=sys.stderr)
+            return 1
+        serial = pki.revoke(args.tenant, args.role)
+        print(f"revoked serial {serial:x}; the gateway refuses it from its next RPC ({pki.crl})")
+        return 0
     path = pki.issue_tenant(args.tenant, config.trust_domain, args.role)
     print(f"certificate: {path}\nprivate key: {pki.client_key(args.tenant, args.role)} (0600)")
     print(f"identity: {spiffe_id(config.trust_domain, args.tenant, args.role)}")
-    if args.tenant not in names:
+    if args.tenant not in {t.name for t in config.tenants}:
         print(f"note: add tenant {args.tenant!r} to `tenants` in the config to authorize it")
     return 0
 

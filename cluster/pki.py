@@ -268,9 +268,50 @@ class DevPki:
     def client_key(self, tenant: str, role: str = PLATFORM) -> Path:
         return self.root / "tenants" / f"{_stem(tenant, role)}.key"
 
+    @property
+    def crl(self) -> Path:
+        """The tenant CA's revocation list (`confide certs revoke` writes it)."""
+        return self.root / "tenants.crl.pem"
+
     def gateway_tls(self) -> TlsFiles:
-        """The gateway's side: its server certificate, and this CA for tenants."""
-        return TlsFiles(cert=self.server_cert, key=self.server_key, ca=self.ca_cert)
+        """The gateway's side: its server certificate, this CA for tenants, its CRL."""
+        return TlsFiles(cert=self.server_cert, key=self.server_key, ca=self.ca_cert, crl=self.crl)
+
+    def rotate_server(self, hosts: list[str]) -> Path:
+        """A new gateway certificate (and key); a running gateway uses it from its next
+        handshake on. Written key first, each file atomically."""
+        credential = issue_server_cert(self.ca(), hosts)
+        staged_cert, staged_key = self.root / ".server.pem.new", self.root / ".server.key.new"
+        credential.write(staged_cert, staged_key)
+        os.replace(staged_key, self.server_key)
+        os.replace(staged_cert, self.server_cert)
+        return self.server_cert
+
+    def revoke(self, tenant: str, role: str = PLATFORM) -> int:
+        """Add a client certificate to the tenant CA's CRL; returns its serial number."""
+        certificate = x509.load_pem_x509_certificate(self.client_cert(tenant, role).read_bytes())
+        ca = self.ca()
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca.cert.subject)
+            .last_update(now)
+            .next_update(now + dt.timedelta(days=7))
+        )
+        if self.crl.exists():
+            for revoked in x509.load_pem_x509_crl(self.crl.read_bytes()):
+                builder = builder.add_revoked_certificate(revoked)
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(certificate.serial_number)
+            .revocation_date(now)
+            .build()
+        )
+        crl = builder.sign(ca.key, hashes.SHA256())
+        staged = self.root / ".tenants.crl.pem.new"
+        staged.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        os.replace(staged, self.crl)
+        return certificate.serial_number
 
     def client_tls(self, tenant: str, role: str = PLATFORM) -> TlsFiles:
         """A tenant client's side: its certificate, and this CA for the gateway."""

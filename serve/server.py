@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from confide.v1 import call_pb2, call_pb2_grpc, records_pb2, records_pb2_grpc
 from serve.access import AccessInterceptor, AccessPolicy, RecordsAccess, RecordsService
+from serve.access.certificates import ReloadingCredentials, Revocations
 from serve.boundary import PayloadBoundary
 from serve.call_service import CallService
 from serve.core.allowlist import Plain, confide_logger
@@ -84,6 +85,7 @@ async def start_server(
         telemetry.metrics.refused,
         config.gateway.common_name_identity,
         config.gateway.first_message_seconds,
+        Revocations(tls.crl, tls.denylist, tls.ca),
     )
     interceptors = []
     if tracer_provider is not None:
@@ -110,7 +112,8 @@ async def start_server(
     address = f"{config.gateway.host}:{config.gateway.port}"
     if ":" in config.gateway.host:
         address = f"[{config.gateway.host}]:{config.gateway.port}"
-    port = server.add_secure_port(address, tls.server_credentials())
+    # Certificate, key and client CA are re-read at the next handshake after they change.
+    port = server.add_secure_port(address, ReloadingCredentials(tls).credentials())
     if port == 0:
         raise RuntimeError(f"could not bind the gateway to {address}")
     await server.start()

@@ -47,14 +47,14 @@ def spiffe_id(trust_domain: str, tenant: str, role: str = PLATFORM) -> str:
     return base if role == PLATFORM else f"{base}/role/{role}"
 
 
-def _certificate(context: grpc.aio.ServicerContext) -> x509.Certificate | None:
+def peer_certificate(context: grpc.aio.ServicerContext) -> x509.Certificate | None:
     pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
     return None if pem is None else x509.load_pem_x509_certificate(pem)
 
 
 def certificate_fingerprint(context: grpc.aio.ServicerContext) -> str:
     """The peer certificate's SHA-256, whether or not it names anyone."""
-    certificate = _certificate(context)
+    certificate = peer_certificate(context)
     if certificate is None:
         return ""
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
@@ -65,7 +65,7 @@ def peer_identity(
 ) -> Identity:
     """The peer's tenant and role. Unauthenticated when the certificate names no
     identity by the rules above; PermissionDenied for a role Confide does not have."""
-    certificate = _certificate(context)
+    certificate = peer_certificate(context)
     if certificate is None:
         raise Unauthenticated("no verified client certificate")
     fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()

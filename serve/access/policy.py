@@ -11,11 +11,17 @@ from collections.abc import Callable
 
 import grpc
 
-from serve.access.identity import Identity, certificate_fingerprint, peer_identity
+from serve.access.certificates import Revocations
+from serve.access.identity import (
+    Identity,
+    certificate_fingerprint,
+    peer_certificate,
+    peer_identity,
+)
 from serve.access.roles import allowed
 from serve.audit import Actor, AuditEvent, AuditLog, AuditUnavailable, events
 from serve.core.allowlist import Plain, confide_logger
-from serve.core.errors import ConfideError, PermissionDenied
+from serve.core.errors import ConfideError, PermissionDenied, Unauthenticated, Unavailable
 from serve.rpc_errors import new_error_id
 
 logger = confide_logger("confide.access")
@@ -30,8 +36,10 @@ class AccessPolicy:
         on_refused: Callable[[str], None] = lambda status: None,
         common_name_identity: bool = False,
         first_message_seconds: float = 10.0,
+        revocations: Revocations | None = None,
     ) -> None:
         self.first_message_seconds = first_message_seconds
+        self._revocations = revocations
         self._common_name_identity = common_name_identity
         self._trust_domain = trust_domain
         self._tenants = tenants
@@ -41,6 +49,16 @@ class AccessPolicy:
     def identify(self, context: grpc.aio.ServicerContext) -> Identity:
         """The caller, already admitted by the interceptor."""
         return peer_identity(context, self._trust_domain, self._common_name_identity)
+
+    def _is_revoked(self, certificate) -> bool:
+        """Fail closed: a revocation list that cannot be read or verified refuses all."""
+        if self._revocations is None:
+            return False
+        try:
+            return self._revocations.revoked(certificate)
+        except (ValueError, OSError):
+            logger.error("the revocation list cannot be read or verified")
+            raise Unavailable("the gateway cannot check revocations; retry later") from None
 
     async def require(
         self, context: grpc.aio.ServicerContext, permission: str, method: str
@@ -60,6 +78,9 @@ class AccessPolicy:
         identity = None
         try:
             identity = self.identify(context)
+            certificate = peer_certificate(context)
+            if certificate is not None and self._is_revoked(certificate):
+                raise Unauthenticated("the client certificate was revoked")
             if identity.tenant not in self._tenants:
                 # The name comes from a CA-verified certificate: echoing it leaks nothing.
                 raise PermissionDenied(f"tenant {identity.tenant!r} is not allowed here")

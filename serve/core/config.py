@@ -156,16 +156,12 @@ class TlsFiles(_Strict):
     ca: Path
     """The CA that signs the peer: tenant client certificates for the gateway, the
     gateway's certificate for a client."""
-
-    def server_credentials(self) -> grpc.ServerCredentials:
-        """A server that refuses any client without a certificate signed by `ca`."""
-        import grpc
-
-        return grpc.ssl_server_credentials(
-            [(self.key.read_bytes(), self.cert.read_bytes())],
-            root_certificates=self.ca.read_bytes(),
-            require_client_auth=True,
-        )
+    crl: Path | None = None
+    """The gateway's side only: a PEM CRL of the tenant CA; a client certificate it
+    lists is refused (UNAUTHENTICATED) on its next RPC. Re-read when it changes."""
+    denylist: Path | None = None
+    """The gateway's side only: SHA-256 fingerprints or hex serial numbers of client
+    certificates to refuse, one per line. Re-read when it changes."""
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
         import grpc

@@ -1178,3 +1178,94 @@ def test_a_long_transcribe_does_not_stall_live_calls(config, test_pki, codec, mo
     response, longest_gap = run(scenario())
     assert len(response.segments) >= 60
     assert longest_gap < 0.5, f"the event loop stopped for {longest_gap:.2f} s"
+
+
+# -- certificates that change while the gateway runs ------------------------------------
+
+
+def _dev_pki(tmp_path):
+    """A development PKI (with its CRL path) as a TestPki for `serving`."""
+    from cluster.pki import DevPki
+    from tests.conftest import TestPki
+
+    pki = DevPki.ensure(tmp_path / "state", ["acme"], TRUST_DOMAIN, ["localhost", "127.0.0.1"])
+    clients = {"acme": pki.client_tls("acme")}
+    return pki, TestPki(server=pki.gateway_tls(), clients=clients, ca=pki.ca(), root=pki.root)
+
+
+def _server_serial(port: int, client) -> int:
+    import socket
+    import ssl
+
+    from cryptography import x509
+
+    context = ssl.create_default_context(cafile=str(client.ca))
+    context.load_cert_chain(str(client.cert), str(client.key))
+    context.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+def test_a_revoked_client_is_refused_at_its_next_rpc(config, codec, mono_recording, tmp_path):
+    pki, served = _dev_pki(tmp_path)
+
+    async def scenario():
+        async with serving(config, served, codec, Transcriber(codec)) as (_, calls):
+            before = await _collect(calls.StreamCall(_aiter(_requests(mono_recording))))
+            pki.revoke("acme")  # the same connection stays open
+            code, _ = await _stream_status(calls, _requests(mono_recording))
+            return before, code
+
+    before, code = run(scenario())
+    assert finals(before) and code == grpc.StatusCode.UNAUTHENTICATED
+    assert "revoked" in _last_refusal[-1]
+
+
+def test_a_rotated_gateway_certificate_serves_new_connections_and_live_calls_go_on(
+    config, codec, mono_recording, tmp_path
+):
+    pki, served = _dev_pki(tmp_path)
+    requests = _requests(mono_recording)
+
+    async def scenario():
+        async with serving(config, served, codec, Transcriber(codec)) as (running, calls):
+            port, client = running.port, served.clients["acme"]
+            old = await asyncio.to_thread(_server_serial, port, client)
+            rotated = asyncio.Event()
+
+            async def live():
+                yield requests[0]
+                await rotated.wait()
+                for request in requests[1:]:
+                    yield request
+
+            call = calls.StreamCall(live())
+            await call.initial_metadata()
+            pki.rotate_server(["localhost", "127.0.0.1"])
+            new = await asyncio.to_thread(_server_serial, port, client)
+            rotated.set()
+            events = await _collect(call)
+            async with aio_channel(f"localhost:{port}", client) as channel:
+                fresh = call_pb2_grpc.CallServiceStub(channel)
+                again = await _collect(fresh.StreamCall(_aiter(requests)))
+            return old, new, events, again
+
+    old, new, events, again = run(scenario())
+    assert old != new
+    assert finals(events) and finals(again)
+
+
+def test_a_revocation_list_not_signed_by_the_tenant_ca_refuses_everyone(
+    config, codec, mono_recording, tmp_path
+):
+    from cluster.pki import DevPki
+
+    pki, served = _dev_pki(tmp_path)
+    forger = DevPki.ensure(tmp_path / "forger", ["acme"], TRUST_DOMAIN, ["localhost"])
+    forger.revoke("acme")  # a CRL of another CA, put where the gateway reads its own
+    pki.crl.write_bytes(forger.crl.read_bytes())
+    code, _ = refused(config, served, codec, _requests(mono_recording))
+    assert code == grpc.StatusCode.UNAVAILABLE and "revocations" in _last_refusal[-1]
