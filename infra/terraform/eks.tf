@@ -6,6 +6,8 @@ locals {
   cluster_name            = var.name
   confide_namespace       = "confide"
   confide_service_account = "confide-ray"
+  # Must equal keys.aws_alias_prefix of confide.yaml (tests/infra checks it).
+  kek_alias_prefix = "alias/confide-kek/"
 }
 
 # -- IAM --------------------------------------------------------------------------------
@@ -97,17 +99,6 @@ data "aws_iam_policy_document" "confide_pods" {
     resources = [aws_s3_bucket.transcripts.arn]
   }
 
-  statement {
-    sid       = "SealingKeksUnderConfideAliases"
-    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey", "kms:GetKeyRotationStatus"]
-    resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${data.aws_caller_identity.current.account_id}:key/*"]
-    condition {
-      test     = "ForAnyValue:StringLike"
-      variable = "kms:ResourceAliases"
-      values   = ["alias/confide/*"]
-    }
-  }
-
   # The audit log's signed checkpoints, copied outside the database into the Object
   # Lock bucket (confide.yaml audit.anchor: s3): written and read, never deleted.
   statement {
@@ -127,15 +118,62 @@ data "aws_iam_policy_document" "confide_pods" {
     }
   }
 
-  # The purge loop crypto-shreds a tenant-month whose calls are all past retention.
+  # Tenant-month KEKs (serve/core/aws_kms.py), under their own alias prefix so none of
+  # this reaches the cluster's purpose keys (alias/confide/<purpose>, kms.tf). Exactly
+  # the calls the provider makes; tests/infra checks the two stay equal.
   statement {
-    sid       = "ShredExpiredTenantMonths"
-    actions   = ["kms:ScheduleKeyDeletion"]
+    sid = "UseTenantKeks"
+    actions = [
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:Decrypt",
+      "kms:ListKeyRotations",
+      "kms:EnableKeyRotation",
+      "kms:RotateKeyOnDemand",
+      "kms:DisableKey",
+      "kms:EnableKey",
+      # The purge loop crypto-shreds a tenant-month whose calls are all past retention.
+      "kms:ScheduleKeyDeletion",
+    ]
     resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${data.aws_caller_identity.current.account_id}:key/*"]
     condition {
       test     = "ForAnyValue:StringLike"
       variable = "kms:ResourceAliases"
-      values   = ["alias/confide/tenant/*"]
+      values   = ["${local.kek_alias_prefix}*"]
+    }
+  }
+
+  # A new tenant-month's key: created tagged confide:kek, then given its alias.
+  statement {
+    sid       = "CreateTenantKeks"
+    actions   = ["kms:CreateKey", "kms:TagResource"]
+    resources = ["*"]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["confide:kek"]
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/confide:kek"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "AliasTenantKeks"
+    actions   = ["kms:CreateAlias"]
+    resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${data.aws_caller_identity.current.account_id}:alias/${trimprefix(local.kek_alias_prefix, "alias/")}*"]
+  }
+
+  statement {
+    sid       = "AliasOnlyTenantKeks"
+    actions   = ["kms:CreateAlias"]
+    resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${data.aws_caller_identity.current.account_id}:key/*"]
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/confide:kek"
+      values   = ["false"]
     }
   }
 }

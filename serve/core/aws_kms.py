@@ -1,5 +1,5 @@
 """AWS KMS as the KEK holder: one customer-managed key per tenant and period, found by
-alias (`alias/confide/tenant/<name>/<YYYY-MM>`), data keys wrapped with the blob's
+alias (`alias/confide-kek/tenant/<name>/<YYYY-MM>`), data keys wrapped with the blob's
 binding as the KMS encryption context.
 
 KMS enforces the context; Confide checks the key's state itself before each use, so a
@@ -31,7 +31,7 @@ class AwsKmsKeyProvider:
         client: Any = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        alias_prefix: str = "alias/confide/",
+        alias_prefix: str = "alias/confide-kek/",
         create_missing: bool = True,
     ) -> None:
         if client is None:
@@ -82,8 +82,9 @@ class AwsKmsKeyProvider:
                 KeyUsage="ENCRYPT_DECRYPT",
                 Tags=[{"TagKey": "confide:kek", "TagValue": kek_id}],
             )["KeyMetadata"]
-            self._call("enable_key_rotation", KeyId=key["KeyId"])
+            # The alias first: the pods may use a key only once it carries one of theirs.
             self._call("create_alias", AliasName=self._alias(kek_id), TargetKeyId=key["KeyId"])
+            self._call("enable_key_rotation", KeyId=key["KeyId"])
             return key["KeyId"]
         state = metadata["KeyState"]
         if state in {"PendingDeletion", "PendingReplicaDeletion"}:

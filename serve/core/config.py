@@ -356,8 +356,10 @@ class KeysConfig(_Strict):
     """AWS region of the KMS keys (credentials come from boto3's usual chain)."""
     aws_endpoint_url: str | None = None
     """A KMS VPC endpoint or emulator URL; unset uses the regional endpoint."""
-    aws_alias_prefix: str = "alias/confide/"
-    """KEKs are found as <prefix>tenant/<name>/<YYYY-MM>."""
+    aws_alias_prefix: str = "alias/confide-kek/"
+    """KEKs are found as <prefix>tenant/<name>/<YYYY-MM>. Its own prefix, apart from
+    the cluster's purpose keys (alias/confide/<purpose> in infra/terraform/kms.tf), so
+    the pods' key policy (infra/terraform/eks.tf) reaches tenant keys only."""
     vault_addr: str | None = None
     """Vault's address (the token comes from VAULT_TOKEN)."""
     vault_mount: str = "transit"

@@ -355,3 +355,40 @@ def test_the_pods_write_audit_checkpoints_to_the_object_lock_bucket_and_cannot_d
     assert objects == {"s3:PutObject", "s3:GetObject"}
     written = [r for s in on_audit for r in s["resources"] if r.endswith("*")]
     assert written == [f"arn:aws:s3:::{bucket['id']}/{config.audit.s3_prefix}*"]
+
+
+def _kms_actions_the_provider_calls() -> set[str]:
+    """Every KMS operation serve/core/aws_kms.py calls, as IAM action names."""
+    import re
+
+    source = (ROOT / "serve" / "core" / "aws_kms.py").read_text()
+    operations = set(re.findall(r'_call\(\s*"([a-z_]+)"', source))
+    actions = {"kms:" + "".join(part.title() for part in op.split("_")) for op in operations}
+    return actions | {"kms:TagResource"}  # CreateKey with Tags needs it too
+
+
+def test_the_pods_key_policy_is_exactly_what_the_kms_provider_calls_on_tenant_keys(parsed):
+    config = load_config(TERRAFORM / "confide.yaml")
+    (pods,) = [
+        d
+        for d in parsed["aws_iam_policy_document"]
+        if _path(d) == "data.aws_iam_policy_document.confide_pods"
+    ]
+    kms_statements = [
+        s for s in pods["statement"] if any(a.startswith("kms:") for a in s["actions"])
+    ]
+    granted = {a for s in kms_statements for a in s["actions"]}
+    assert granted == _kms_actions_the_provider_calls()
+    prefix = config.keys.aws_alias_prefix
+    assert not prefix.startswith("alias/confide/")  # apart from the purpose keys
+    eks = (TERRAFORM / "eks.tf").read_text()
+    assert f'kek_alias_prefix = "{prefix}"' in eks
+    for statement in kms_statements:
+        conditions = statement.get("condition") or []
+        conditions = conditions if isinstance(conditions, list) else [conditions]
+        scoped = any(prefix + "*" in (c.get("values") or []) for c in conditions)
+        tagged = any("confide:kek" in str(c) for c in conditions)
+        # tfparse leaves ARNs built from data sources unresolved: read that one's HCL.
+        block = eks.split(f'sid       = "{statement["sid"]}"')[-1].split("statement {")[0]
+        named = "kek_alias_prefix" in block
+        assert scoped or tagged or named, statement["sid"]  # never every key of the account
