@@ -107,7 +107,9 @@ class PayloadBoundary:
         dialogue: DialogueRemote | None = None,
         recorder: RecorderRemote | None = None,
         records: RecordCodec | None = None,
+        forget: Callable[[str, str], None] | None = None,
     ) -> None:
+        self._forget = forget
         self._codec = codec
         self._metrics = metrics
         self._transcriber = transcriber
@@ -177,6 +179,12 @@ class PayloadBoundary:
         assert self._recorder is not None
         with self._in_flight(Stage.RECORDS), _translated(Stage.RECORDS):
             await self._recorder(RecordWrite(audit=events, write_id=uuid.uuid4().hex))
+
+    def call_ended(self, tenant: str, *call_names: str) -> None:
+        """Drop the call's cached data keys (by its id and its HMAC'd key)."""
+        if self._forget is not None:
+            for name in call_names:
+                self._forget(tenant, name)
 
     # -- a replica's side -----------------------------------------------------------
 

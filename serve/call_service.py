@@ -126,7 +126,16 @@ class CallService(call_pb2_grpc.CallServiceServicer):
     @contextlib.asynccontextmanager
     async def _audited(self, identity: Identity, method: str, call_id: str):
         """The call's start and end in the audit log (through the recorder). The start
-        is written before any audio is taken: when it cannot be, the call is refused."""
+        is written before any audio is taken: when it cannot be, the call is refused.
+        When the call ends its cached data keys go too."""
+        try:
+            async with self._audit_log_entries(identity, method, call_id):
+                yield
+        finally:
+            self._boundary.call_ended(identity.tenant, call_id, self._telemetry.hasher(call_id))
+
+    @contextlib.asynccontextmanager
+    async def _audit_log_entries(self, identity: Identity, method: str, call_id: str):
         if not self._boundary.records_enabled:
             yield
             return

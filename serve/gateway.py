@@ -19,6 +19,7 @@ from ray.serve.handle import DeploymentHandle
 from serve.access import open_records_access
 from serve.boundary import PayloadBoundary
 from serve.core.config import ConfideConfig, GatewayConfig, TlsFiles
+from serve.core.data_keys import data_key_cache
 from serve.core.keys import key_provider
 from serve.core.sealing import Sealer
 from serve.messages import ReplyRequest, Sealed, TurnRequest
@@ -57,16 +58,17 @@ class Gateway:
         self._tracing = configure_process(config, "confide-gateway")
         self._telemetry = GatewayTelemetry.of(self._tracing)
         provider = key_provider(config.keys, config.state_path)
-        codec = PayloadCodec(
-            Sealer(provider) if config.keys.sealing else None, sealing_failure_counter()
-        )
+        # One data-key cache for payloads and records alike: a call's keys go together.
+        sealer = Sealer(provider, data_keys=data_key_cache(config.keys))
+        codec = PayloadCodec(sealer if config.keys.sealing else None, sealing_failure_counter())
         boundary = PayloadBoundary(
             codec,
             self._telemetry.metrics,
             transcriber=self._transcribe,
             dialogue=self._reply if dialogue is not None else None,
             recorder=self._record if records is not None else None,
-            records=RecordCodec(Sealer(provider)) if records is not None else None,
+            records=RecordCodec(sealer) if records is not None else None,
+            forget=sealer.forget,
         )
         # spaCy takes seconds to load: off the event loop, once per replica
         redactor = (

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from serve.core.config import KeysConfig
+from serve.core.data_keys import data_key_cache
 from serve.core.envelope import Binding, EnvelopeError, MalformedBlob
 from serve.core.keys import key_provider
 from serve.core.sealing import Sealer
@@ -50,7 +51,8 @@ class PayloadCodec:
     ) -> PayloadCodec:
         if not keys.sealing:
             return cls(None, on_failure)
-        return cls(Sealer(key_provider(keys, state_dir)), on_failure)
+        sealer = Sealer(key_provider(keys, state_dir), data_keys=data_key_cache(keys))
+        return cls(sealer, on_failure)
 
     # -- bytes --------------------------------------------------------------------------
 

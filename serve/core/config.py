@@ -352,6 +352,12 @@ class KeysConfig(_Strict):
     "aws-kms" and "vault-transit" keep them in a KMS."""
     production: bool = False
     """Marks a production deployment: the local provider then refuses to start."""
+    data_key_cache_seconds: Annotated[float, Field(ge=0, le=600)] = 60.0
+    """Reuse a call's data key (per purpose) for this long instead of a KMS call per
+    blob; 0 turns the cache off. A disabled KEK stops calls already cached within this
+    time (new calls at once)."""
+    data_key_cache_entries: Annotated[int, Field(ge=1)] = 4096
+    """Cached data keys per process (each a call and purpose)."""
     aws_region: str | None = None
     """AWS region of the KMS keys (credentials come from boto3's usual chain)."""
     aws_endpoint_url: str | None = None

@@ -97,7 +97,8 @@ def test_failures_are_counted_and_fail_closed(tmp_path):
     from serve.core.keys import KeyDisabled, LocalKeyProvider, period_kek_id
 
     failures = []
-    codec = PayloadCodec.build(KeysConfig(), tmp_path, lambda op, err: failures.append((op, err)))
+    uncached = KeysConfig(data_key_cache_seconds=0)
+    codec = PayloadCodec.build(uncached, tmp_path, lambda op, err: failures.append((op, err)))
     sealed = codec.seal_reply("hello", "acme", "call-1")
     LocalKeyProvider(tmp_path / "keys" / "local-kek.json").disable(period_kek_id("acme"))
     with pytest.raises(KeyDisabled):
@@ -105,3 +106,45 @@ def test_failures_are_counted_and_fail_closed(tmp_path):
     with pytest.raises(KeyDisabled):
         codec.seal_reply("hello", "acme", "call-1")
     assert failures == [("open", "KeyDisabled"), ("seal", "KeyDisabled")]
+
+
+def test_a_calls_data_key_is_wrapped_once_and_a_disabled_kek_stops_it_within_the_age(tmp_path):
+    """One KMS wrap per call and purpose, one unwrap per reader; blobs still open alone.
+    A disabled KEK stops a new call at once and a cached one when its entry ages out."""
+    from serve.core.data_keys import DataKeyCache
+    from serve.core.envelope import Binding, parse
+    from serve.core.keys import KeyDisabled, LocalKeyProvider, period_kek_id
+    from serve.core.sealing import Sealer
+
+    class Counting(LocalKeyProvider):
+        wraps = unwraps = 0
+
+        def wrap(self, *args):
+            Counting.wraps += 1
+            return super().wrap(*args)
+
+        def unwrap(self, *args):
+            Counting.unwraps += 1
+            return super().unwrap(*args)
+
+    now = [0.0]
+    provider = Counting(tmp_path / "kek.json")
+    gateway = Sealer(provider, data_keys=DataKeyCache(max_age_seconds=60, clock=lambda: now[0]))
+    replica = Sealer(provider, data_keys=DataKeyCache(max_age_seconds=60, clock=lambda: now[0]))
+    binding = Binding("acme", "call-1", "turn")
+    blobs = [gateway.seal(f"turn {n}".encode(), binding) for n in range(50)]
+    assert [replica.open(blob, binding) for blob in blobs] == [
+        f"turn {n}".encode() for n in range(50)
+    ]
+    assert (Counting.wraps, Counting.unwraps) == (1, 1)
+    assert len({parse(blob)[0].nonce for blob in blobs}) == 50  # a fresh nonce each
+    assert Sealer(provider).open(blobs[7], binding) == b"turn 7"  # opens alone, uncached
+
+    provider.disable(period_kek_id("acme"))
+    with pytest.raises(KeyDisabled):
+        gateway.seal(b"x", Binding("acme", "call-2", "turn"))  # a new call: at once
+    assert replica.open(gateway.seal(b"y", binding), binding) == b"y"  # cached: until...
+    now[0] = 61.0  # ...its entry ages out
+    with pytest.raises(KeyDisabled):
+        gateway.seal(b"z", binding)
+    gateway.forget("acme", "call-1")
