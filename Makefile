@@ -11,7 +11,9 @@ STAMP := $(VENV)/.confide-installed
 
 CHECKOV_STAMP := .venv-checkov/.confide-installed
 
-setup: $(STAMP) protos/node_modules/.bin/buf $(CHECKOV_STAMP) postgresql
+NODE_CLIENT := examples/clients/node/node_modules/@grpc/grpc-js/package.json
+
+setup: $(STAMP) protos/node_modules/.bin/buf $(NODE_CLIENT) $(CHECKOV_STAMP) postgresql
 
 # PostgreSQL for the record store's tests (they start their own server with initdb and
 # pg_ctl in a temporary directory); Debian's package, installed once.
@@ -47,6 +49,11 @@ $(CHECKOV_STAMP): infra/terraform/checkov-constraints.txt
 protos/node_modules/.bin/buf: protos/package.json
 	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
 	cd protos && npm install --no-audit --no-fund --silent
+	touch $@
+
+# The Node.js example client, which the tests run against a gateway.
+$(NODE_CLIENT): examples/clients/node/package-lock.json protos/node_modules/.bin/buf
+	cd examples/clients/node && npm ci --no-audit --no-fund --silent
 	touch $@
 
 demo: setup
