@@ -182,6 +182,22 @@ def _add_call_options(parser: argparse.ArgumentParser, file_required: bool = Tru
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (OSError, ValueError) as error:
+        # Input the operator can fix (a missing or unreadable file, a WAV that is not
+        # one, a bad config value or date): one line, never a traceback. Messages come
+        # from file names and formats, never from a call's content.
+        print(f"confide {args.command}: {_first_line(error)}", file=sys.stderr)
+        return 1
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     handler = {
         "up": _up,
@@ -447,6 +463,9 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
     from cluster import lifecycle
     from cluster.trace_receiver import TraceReceiver
 
+    from serve.core.wavfile import read_wav
+
+    read_wav(args.file)  # a file that is no call fails now, not after the cluster started
     config = config.with_overrides(gateway={"host": "127.0.0.1", "port": 0})
     _prepare_dialogue_model(config)
     _quiet_ray_serve()
