@@ -462,7 +462,6 @@ def _call(config: ConfideConfig, args: argparse.Namespace) -> int:
 def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
     from cluster import lifecycle
     from cluster.trace_receiver import TraceReceiver
-
     from serve.core.wavfile import read_wav
 
     read_wav(args.file)  # a file that is no call fails now, not after the cluster started
