@@ -133,13 +133,29 @@ def embedded(
     options = _ray_init_options(config)
     if ray_system_config:
         options["_system_config"] = ray_system_config
-    ray.init(**options)
+    _init_embedded_ray(options)
     try:
         yield deploy(config, tls, **app_options)
     finally:
         with contextlib.suppress(Exception):
             serve.shutdown()
         ray.shutdown()
+
+
+def _init_embedded_ray(options: dict, attempts: int = 2) -> None:
+    """ray.init, tried again once when the local node times out during startup: on a
+    busy 2-core machine Ray's GCS sometimes never reports its port (seen now and then in
+    `make demo` and the tests here; a second start has worked each time)."""
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**options)
+            return
+        except Exception as error:  # Ray raises a bare Exception for this one
+            if attempt == attempts or "timed out during startup" not in str(error):
+                raise
+            ray.shutdown()
 
 
 def _ray_cli() -> str:
