@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import datetime as dt
 import statistics
 import tempfile
@@ -24,6 +23,7 @@ from cluster.client import aio_channel
 from cluster.pki import DevPki
 from confide.v1 import records_pb2 as pb
 from confide.v1 import records_pb2_grpc
+from loadtests.report import report
 from serve.access import RecordsAccess, open_records_access
 from serve.audit import Actor, AuditEvent, AuditLog, events
 from serve.boundary import PayloadBoundary
@@ -195,18 +195,7 @@ def main() -> int:
                 rows += measure("postgres", records, args.reads, Path(tmp) / "postgres")
             finally:
                 server.stop()
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "audit_cost.csv", "w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"{'backend':9} {'measure':22} {'n':>5} {'p50 ms':>8} {'p95 ms':>8}")
-    for row in rows:
-        print(
-            f"{row['backend']:9} {row['measure']:22} {row['n']:5} "
-            f"{row['p50_ms']:8.2f} {row['p95_ms']:8.2f}"
-        )
-    print(f"written: {args.out / 'audit_cost.csv'}")
+    report(rows, args.out, "audit_cost")
     return 0
 
 

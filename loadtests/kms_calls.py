@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import os
 import tempfile
 from collections import Counter
 from pathlib import Path
+
+from loadtests.report import report
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -125,18 +126,7 @@ def main() -> int:
                         "by_operation": ";".join(f"{k}={v}" for k, v in sorted(counted.items())),
                     }
                 )
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "kms_calls.csv", "w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"{'data-key cache':28} {'KMS calls':>9} {'per call minute':>16}  by operation")
-    for row in rows:
-        print(
-            f"{row['data_key_cache']:28} {row['kms_calls']:9} {row['per_call_minute']:16}  "
-            f"{row['by_operation']}"
-        )
-    print(f"written: {args.out / 'kms_calls.csv'}")
+    report(rows, args.out, "kms_calls")
     return 0
 
 
