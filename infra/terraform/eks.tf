@@ -166,9 +166,11 @@ data "aws_iam_policy_document" "confide_pods" {
     resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${data.aws_caller_identity.current.account_id}:alias/${trimprefix(local.kek_alias_prefix, "alias/")}*"]
   }
 
+  # CreateAlias onto a new, still unaliased tenant key; and deleting such a key when
+  # another process won the race to alias that month's key.
   statement {
     sid       = "AliasOnlyTenantKeks"
-    actions   = ["kms:CreateAlias"]
+    actions   = ["kms:CreateAlias", "kms:ScheduleKeyDeletion"]
     resources = ["arn:${data.aws_partition.current.partition}:kms:${var.region}:${data.aws_caller_identity.current.account_id}:key/*"]
     condition {
       test     = "Null"

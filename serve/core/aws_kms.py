@@ -83,7 +83,14 @@ class AwsKmsKeyProvider:
                 Tags=[{"TagKey": "confide:kek", "TagValue": kek_id}],
             )["KeyMetadata"]
             # The alias first: the pods may use a key only once it carries one of theirs.
-            self._call("create_alias", AliasName=self._alias(kek_id), TargetKeyId=key["KeyId"])
+            try:
+                self._call("create_alias", AliasName=self._alias(kek_id), TargetKeyId=key["KeyId"])
+            except KmsError:
+                # Another process created this month's key at the same moment: use
+                # theirs, and schedule ours (never used, tagged confide:kek) for deletion.
+                winner = self._key_id(kek_id)
+                self._call("schedule_key_deletion", KeyId=key["KeyId"], PendingWindowInDays=7)
+                return winner
             self._call("enable_key_rotation", KeyId=key["KeyId"])
             return key["KeyId"]
         state = metadata["KeyState"]

@@ -239,3 +239,40 @@ def test_threads_opening_at_once_see_a_key_another_process_just_created(tmp_path
         with ThreadPoolExecutor(8) as pool:
             opened = [pool.submit(opener.open, blob, binding) for _ in range(16)]
             assert {future.result() for future in opened} == {SECRET}
+
+
+def test_two_processes_creating_a_months_aws_key_at_once_agree_on_one(monkeypatch):
+    """Both find no key and create one; the second alias fails: it uses the first
+    process's key (both seal and open alike) and schedules its own for deletion."""
+    import boto3
+    from moto import mock_aws
+
+    from serve.core.aws_kms import AwsKmsKeyProvider
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        kms = boto3.client("kms", region_name="eu-west-1")
+        first, second = AwsKmsKeyProvider(kms), AwsKmsKeyProvider(kms)
+        binding = Binding("acme", "call-1", "turn")
+
+        class RacingClient:
+            """The second process's client: the first process aliases its key in the
+            moment between the second one's CreateKey and CreateAlias."""
+
+            def __getattr__(self, name):
+                return getattr(kms, name)
+
+            def create_key(self, **arguments):
+                created = kms.create_key(**arguments)
+                Sealer(first).seal(b"first", binding)
+                return created
+
+        second._kms = RacingClient()
+        blob = Sealer(second).seal(b"second", binding)
+        assert Sealer(first).open(blob, binding) == b"second"
+        states = sorted(
+            kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"]
+            for k in kms.list_keys()["Keys"]
+        )
+        assert states == ["Enabled", "PendingDeletion"]
