@@ -63,9 +63,15 @@ def certificate_fingerprint(context: grpc.aio.ServicerContext) -> str:
 def peer_identity(
     context: grpc.aio.ServicerContext, trust_domain: str, common_name_identity: bool = False
 ) -> Identity:
-    """The peer's tenant and role. Unauthenticated when the certificate names no
+    """The peer's tenant and role (see `identity_of`)."""
+    return identity_of(peer_certificate(context), trust_domain, common_name_identity)
+
+
+def identity_of(
+    certificate: x509.Certificate | None, trust_domain: str, common_name_identity: bool = False
+) -> Identity:
+    """A verified certificate's tenant and role. Unauthenticated when it names no
     identity by the rules above; PermissionDenied for a role Confide does not have."""
-    certificate = peer_certificate(context)
     if certificate is None:
         raise Unauthenticated("no verified client certificate")
     fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()

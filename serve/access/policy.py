@@ -15,6 +15,7 @@ from serve.access.certificates import Revocations
 from serve.access.identity import (
     Identity,
     certificate_fingerprint,
+    identity_of,
     peer_certificate,
     peer_identity,
 )
@@ -77,8 +78,8 @@ class AccessPolicy:
         """(identity, None) when allowed, else (whatever identity was read, the refusal)."""
         identity = None
         try:
-            identity = self.identify(context)
-            certificate = peer_certificate(context)
+            certificate = peer_certificate(context)  # parsed once for both checks
+            identity = identity_of(certificate, self._trust_domain, self._common_name_identity)
             if certificate is not None and self._is_revoked(certificate):
                 raise Unauthenticated("the client certificate was revoked")
             if identity.tenant not in self._tenants:
