@@ -234,7 +234,7 @@ def _keys(config: ConfideConfig, args: argparse.Namespace) -> int:
         if not _audit_key_operation(config, "rewrap", args.tenant, call_key, len(args.files)):
             return 1
         sealer = Sealer(provider)
-        binding = Binding(args.tenant, args.call_id, args.purpose)
+        binding = Binding(args.tenant, call_key, args.purpose)  # blobs bind the call's HMAC
         for path in args.files:
             path.write_bytes(sealer.rewrap(path.read_bytes(), binding))
             print(f"re-wrapped {path}")

@@ -104,7 +104,7 @@ async def _reads(config: ConfideConfig, access: RecordsAccess, reads: int) -> di
         name: await start_server(
             config.with_overrides(gateway={"host": "127.0.0.1", "port": 0}),
             pki.gateway_tls(),
-            PayloadBoundary(PayloadCodec(None)),
+            PayloadBoundary(PayloadCodec(None, hasher)),
             GatewayTelemetry.disabled(hasher),
             records=variant,
         )

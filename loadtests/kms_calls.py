@@ -59,11 +59,12 @@ async def _one_call(cache_seconds: float, state: Path, kms_client, calls: Counte
         return Sealer(provider, data_keys=data_key_cache(config.keys))
 
     gateway_sealer = sealer()
-    replica_codec = PayloadCodec(sealer())
+    hasher = IdentifierHasher(os.urandom(32))
+    replica_codec = PayloadCodec(sealer(), hasher)
     store = open_store(config.records, config.state_path)
     recorder = Recorder(RecordWriter(store, Spool(state / "spool", 1 << 24)))
     boundary = PayloadBoundary(
-        PayloadCodec(gateway_sealer),
+        PayloadCodec(gateway_sealer, hasher),
         transcriber=Transcriber(replica_codec),
         dialogue=Dialogue(replica_codec, deltas=tuple(f" word{n}" for n in range(24))),
         recorder=recorder,
@@ -75,7 +76,7 @@ async def _one_call(cache_seconds: float, state: Path, kms_client, calls: Counte
         config,
         pki.gateway_tls(),
         boundary,
-        GatewayTelemetry.disabled(IdentifierHasher(os.urandom(32))),
+        GatewayTelemetry.disabled(hasher),
     )
     recording = read_wav(EXAMPLES / "two_channel_mulaw_8k.wav")
     calls.clear()

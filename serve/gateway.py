@@ -60,7 +60,11 @@ class Gateway:
         provider = key_provider(config.keys, config.state_path)
         # One data-key cache for payloads and records alike: a call's keys go together.
         sealer = Sealer(provider, data_keys=data_key_cache(config.keys))
-        codec = PayloadCodec(sealer if config.keys.sealing else None, sealing_failure_counter())
+        codec = PayloadCodec(
+            sealer if config.keys.sealing else None,
+            self._telemetry.hasher,
+            sealing_failure_counter(),
+        )
         boundary = PayloadBoundary(
             codec,
             self._telemetry.metrics,

@@ -5,6 +5,10 @@ them, and seal what they return (transcripts, reply deltas), which only the gate
 opens. Ray's object store and its spill files therefore only ever hold ciphertext.
 Reply deltas are a few bytes and always travel inline, but they are sealed too, so
 there is one rule and no measurement to trust.
+
+Blobs are bound to the call's keyed HMAC, never to the client's call id: the binding is
+also the AWS KMS encryption context, which CloudTrail keeps (often for years, in an
+Object Lock bucket that no purge reaches). Records bind to the same HMAC.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from serve.core.allowlist import IdentifierHasher
 from serve.core.config import KeysConfig
 from serve.core.data_keys import data_key_cache
 from serve.core.envelope import Binding, EnvelopeError, MalformedBlob
 from serve.core.keys import key_provider
 from serve.core.sealing import Sealer
+from serve.core.telemetry_key import telemetry_key
 from serve.messages import (
     DialogueRequest,
     ReplyRequest,
@@ -37,9 +43,14 @@ REPLY = "reply"
 
 class PayloadCodec:
     def __init__(
-        self, sealer: Sealer | None, on_failure: Callable[[str, str], None] | None = None
+        self,
+        sealer: Sealer | None,
+        call_key: Callable[[str], str],
+        on_failure: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`call_key` turns a call id into what blobs are bound to (its keyed HMAC)."""
         self._sealer = sealer
+        self._call_key = call_key
         self._on_failure = on_failure or (lambda operation, error: None)
 
     @classmethod
@@ -49,10 +60,11 @@ class PayloadCodec:
         state_dir: Path,
         on_failure: Callable[[str, str], None] | None = None,
     ) -> PayloadCodec:
+        call_key = IdentifierHasher(telemetry_key(keys, state_dir))
         if not keys.sealing:
-            return cls(None, on_failure)
+            return cls(None, call_key, on_failure)
         sealer = Sealer(key_provider(keys, state_dir), data_keys=data_key_cache(keys))
-        return cls(sealer, on_failure)
+        return cls(sealer, call_key, on_failure)
 
     # -- bytes --------------------------------------------------------------------------
 
@@ -60,7 +72,7 @@ class PayloadCodec:
         if self._sealer is None:
             return Sealed(tenant, call_id, purpose, data, sealed=False)
         try:
-            blob = self._sealer.seal(data, Binding(tenant, call_id, purpose))
+            blob = self._sealer.seal(data, self._binding(tenant, call_id, purpose))
         except EnvelopeError as exc:
             self._on_failure("seal", type(exc).__name__)
             raise
@@ -82,7 +94,11 @@ class PayloadCodec:
             return payload.blob
         if not payload.sealed:  # fail closed: never accept plaintext when sealing is on
             raise MalformedBlob("refusing an unsealed payload: sealing is on")
-        return self._sealer.open(payload.blob, Binding(payload.tenant, payload.call_id, purpose))
+        binding = self._binding(payload.tenant, payload.call_id, purpose)
+        return self._sealer.open(payload.blob, binding)
+
+    def _binding(self, tenant: str, call_id: str, purpose: str) -> Binding:
+        return Binding(tenant, self._call_key(call_id), purpose)
 
     # -- typed payloads -----------------------------------------------------------------
 

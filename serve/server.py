@@ -86,6 +86,7 @@ async def start_server(
         config.gateway.common_name_identity,
         config.gateway.first_message_seconds,
         Revocations(tls.crl, tls.denylist, tls.ca),
+        min_tls_version=config.gateway.min_tls_version,
     )
     interceptors = []
     if tracer_provider is not None:

@@ -38,8 +38,10 @@ class AccessPolicy:
         common_name_identity: bool = False,
         first_message_seconds: float = 10.0,
         revocations: Revocations | None = None,
+        min_tls_version: str = "1.2",
     ) -> None:
         self.first_message_seconds = first_message_seconds
+        self._min_tls = _tls_version(min_tls_version)
         self._revocations = revocations
         self._common_name_identity = common_name_identity
         self._trust_domain = trust_domain
@@ -61,6 +63,13 @@ class AccessPolicy:
             logger.error("the revocation list cannot be read or verified")
             raise Unavailable("the gateway cannot check revocations; retry later") from None
 
+    def _check_tls_version(self, context: grpc.aio.ServicerContext) -> None:
+        negotiated = context.auth_context().get("ssl_tls_version", [b""])[0].decode()
+        if _tls_version(negotiated.removeprefix("TLSv")) < self._min_tls:
+            raise Unauthenticated(
+                f"{negotiated or 'this transport'} is below the gateway's minimum"
+            )
+
     async def require(
         self, context: grpc.aio.ServicerContext, permission: str, method: str
     ) -> Identity:
@@ -78,6 +87,7 @@ class AccessPolicy:
         """(identity, None) when allowed, else (whatever identity was read, the refusal)."""
         identity = None
         try:
+            self._check_tls_version(context)
             certificate = peer_certificate(context)  # parsed once for both checks
             identity = identity_of(certificate, self._trust_domain, self._common_name_identity)
             if certificate is not None and self._is_revoked(certificate):
@@ -121,6 +131,14 @@ class AccessPolicy:
         logger.warning("refused %s: %s", Plain(error_id), Plain(refusal.code.name))
         await context.abort(refusal.code, f"{refusal} (error id {error_id})")
         raise AssertionError("unreachable: the RPC was aborted")
+
+
+def _tls_version(text: str) -> tuple[int, ...]:
+    """ "1.3" -> (1, 3); anything unreadable sorts below every real version."""
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return ()
 
 
 class AccessInterceptor(grpc.aio.ServerInterceptor):

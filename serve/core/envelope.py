@@ -14,11 +14,11 @@ Binary format, version 1 (all integers big-endian):
     body       ...  ciphertext with the 16-byte GCM tag
 
 The associated data is magic, version, algorithm, kek_id and nonce plus the binding
-(tenant, call id, purpose), so a blob opens only for the call, tenant and purpose it was
-sealed for. kek_ver and wrapped are left out of it on purpose: re-wrapping under a new
-KEK version rewrites them without touching the body, and a changed wrapped key simply
-unwraps to a key that fails the tag. Parsing is strict: every malformed blob raises
-MalformedBlob, never anything else.
+(tenant, the call's keyed HMAC, purpose), so a blob opens only for the call, tenant
+and purpose it was sealed for. kek_ver and wrapped are left out of it on purpose:
+re-wrapping under a new KEK version rewrites them without touching the body, and a
+changed wrapped key simply unwraps to a key that fails the tag. Parsing is strict:
+every malformed blob raises MalformedBlob, never anything else.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Binding:
     """What a blob belongs to; authenticated, never encrypted, never stored in the blob."""
 
     tenant: str
-    call_id: str
+    call_id: str  # the call's keyed HMAC where Confide seals (serve/sealed.py, records)
     purpose: str  # e.g. "turn-audio", "transcript", "prompt", "reply"
 
     def encode(self) -> bytes:

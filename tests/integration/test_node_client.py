@@ -34,14 +34,14 @@ def node_client():
     return CLIENT / "client.js"
 
 
-def _run(config, test_pki, client_name: str, node_client, *extra: str):
+def _run(config, test_pki, client_name: str, node_client, *extra: str, node_flags=()):
     codec = PayloadCodec.build(config.keys, config.state_path)
     tls = test_pki.clients[client_name]
 
     async def scenario():
         async with serving(config, test_pki, codec, Transcriber(codec)) as (running, _):
             process = await asyncio.create_subprocess_exec(
-                "node", str(node_client), "--target", f"127.0.0.1:{running.port}",
+                "node", *node_flags, str(node_client), "--target", f"127.0.0.1:{running.port}",
                 "--server-name", "localhost", "--ca", str(tls.ca), "--cert", str(tls.cert),
                 "--key", str(tls.key), "--fast", *extra,
                 str(EXAMPLES / "two_channel_mulaw_8k.wav"),
@@ -78,3 +78,16 @@ def test_the_node_client_streams_a_call_and_prints_its_events(config, test_pki, 
 def test_the_node_client_shows_a_refusal_by_its_status(config, test_pki, node_client):
     code, out, _ = _run(config, test_pki, "initech", node_client)  # not a configured tenant
     assert code == 1 and "status: PERMISSION_DENIED" in out
+
+
+@pytest.mark.parametrize("minimum, status", [("1.2", "OK"), ("1.3", "UNAUTHENTICATED")])
+def test_a_tls_1_2_client_is_refused_where_the_gateway_requires_1_3(
+    config, test_pki, node_client, minimum, status
+):
+    """Node's --tls-max-v1.2 makes a real gRPC client that cannot speak TLS 1.3."""
+    config = config.with_overrides(gateway={"min_tls_version": minimum})
+    code, out, err = _run(config, test_pki, "acme", node_client, node_flags=["--tls-max-v1.2"])
+    assert f"status: {status}" in out, out + err
+    assert code == (0 if status == "OK" else 1)
+    if status != "OK":
+        assert "TLSv1.2 is below the gateway's minimum" in out

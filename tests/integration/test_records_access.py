@@ -178,7 +178,7 @@ async def _serving(config: ConfideConfig, pki: Pki, redactor, access=None):
     running = await start_server(
         config,
         pki.server,
-        PayloadBoundary(PayloadCodec(None)),
+        PayloadBoundary(PayloadCodec(None, hasher)),
         GatewayTelemetry.disabled(hasher),
         redactor=redactor,
         records=access,

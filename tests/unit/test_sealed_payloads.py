@@ -61,15 +61,46 @@ def test_configured_provider_is_built(tmp_path):
         key_provider(KeysConfig(production=True), tmp_path)
 
 
+def test_kms_encryption_context_carries_the_call_hmac_not_the_call_id(tmp_path):
+    """CloudTrail keeps every Encrypt/Decrypt's encryption context for as long as its
+    bucket does: it must never see the client's call id."""
+    import boto3
+    from moto import mock_aws
+
+    from serve.core.allowlist import IdentifierHasher
+    from serve.core.aws_kms import AwsKmsKeyProvider
+    from serve.core.sealing import Sealer
+
+    contexts = []
+    with mock_aws():
+        client = boto3.client("kms", region_name="eu-west-1")
+        for operation in ("Encrypt", "Decrypt"):
+            client.meta.events.register(
+                f"provide-client-params.kms.{operation}",
+                lambda params, **_: contexts.append(params["EncryptionContext"]),
+            )
+        hasher = IdentifierHasher(b"k" * 32)
+        codec = PayloadCodec(Sealer(AwsKmsKeyProvider(client)), hasher)
+        assert codec.open_reply(codec.seal_reply("hi", "acme", "call-555-0100")) == "hi"
+    assert len(contexts) == 2
+    for context in contexts:
+        assert context["call_id"] == hasher("call-555-0100")
+        assert "call-555-0100" not in repr(context)
+
+
 def test_keys_cli_rotates_and_rewraps(tmp_path, monkeypatch):
     from cluster.cli import main
+    from serve.core.allowlist import IdentifierHasher
     from serve.core.envelope import Binding, parse
     from serve.core.keys import LocalKeyProvider
     from serve.core.sealing import Sealer
+    from serve.core.telemetry_key import telemetry_key
 
     monkeypatch.setenv("CONFIDE_STATE_DIR", str(tmp_path))
     sealer = Sealer(LocalKeyProvider(tmp_path / "keys" / "local-kek.json"))
-    binding = Binding("acme", "call-9", "transcript")
+    # Blobs are bound to the call's HMAC; the operator names the call by its id.
+    call_key = IdentifierHasher(telemetry_key(KeysConfig(), tmp_path))("call-9")
+    binding = Binding("acme", call_key, "transcript")
     stored = tmp_path / "t.sealed"
     stored.write_bytes(sealer.seal(b"stored transcript", binding))
     assert main(["keys", "rotate", "--tenant", "acme"]) == 0
