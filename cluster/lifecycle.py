@@ -13,11 +13,13 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster import shared_memory
 from serve.core.config import ConfideConfig, TlsFiles
 from serve.core.secret_files import write_secret
 
@@ -28,6 +30,8 @@ class ClusterState:
     gateway_port: int
     started_ray: bool
     """True when `confide up` started the Ray head itself (so `down` stops it)."""
+    started_at: float = 0.0
+    """time.time() when `up` started the head: `down` sweeps shared memory left since."""
 
     @staticmethod
     def path(config: ConfideConfig) -> Path:
@@ -64,10 +68,27 @@ def use_ray_token_auth(config: ConfideConfig) -> dict[str, str]:
     return _set_ray_environment({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)})
 
 
-def use_ray_tls(config: ConfideConfig, spans_nodes: bool) -> dict[str, str]:
+# Ray's switch for a cluster confined to one machine (named for Windows and macOS, where
+# it is the default): the node IP is then loopback, so every port Ray opens, its gRPC
+# servers, agents and the plain-HTTP Prometheus exporters alike, binds 127.0.0.1. With a
+# routable node IP Ray 2.60 binds the exporters to all interfaces, and no option moves them.
+_SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def use_single_machine(confined: bool) -> dict[str, str]:
+    """Ray on loopback only (`confined`), or reachable by other nodes."""
+    variables = _set_ray_environment({_SINGLE_MACHINE: "0" if confined else "1"})
+    if "ray" in sys.modules:  # the constant is read at import; this process already did
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = not confined
+    return variables
+
+
+def use_ray_tls(config: ConfideConfig) -> dict[str, str]:
     """Ray's TLS for all its internal gRPC, with a node certificate (IP SANs for every
-    address of this machine) from Confide's PKI; see RayConfig.tls for "auto"."""
-    if config.ray.tls == "off" or (config.ray.tls == "auto" and not spans_nodes):
+    address of this machine) from Confide's PKI; see RayConfig.tls."""
+    if config.ray.tls == "off":
         return _set_ray_environment({"RAY_USE_TLS": "0"})
     from cluster.pki import DevPki
 
@@ -126,13 +147,15 @@ def embedded(
     ray_system_config passes Ray internals (tests use it to force object spilling);
     app_options go to serve.app.build_app (e.g. another transcription engine)."""
     use_ray_token_auth(config)
-    use_ray_tls(config, spans_nodes=False)
+    use_ray_tls(config)
+    use_single_machine(True)
     import ray
     from ray import serve
 
     options = _ray_init_options(config)
     if ray_system_config:
         options["_system_config"] = ray_system_config
+    started = time.time()
     _init_embedded_ray(options)
     try:
         yield deploy(config, tls, **app_options)
@@ -140,6 +163,7 @@ def embedded(
         with contextlib.suppress(Exception):
             serve.shutdown()
         ray.shutdown()
+        shared_memory.sweep(started)
 
 
 def _init_embedded_ray(options: dict, attempts: int = 2) -> None:
@@ -165,18 +189,21 @@ def _ray_cli() -> str:
 def up(config: ConfideConfig, address: str | None = None) -> ClusterState:
     """Start (or join) a cluster, deploy, wait until healthy, record the state."""
     use_ray_token_auth(config)
-    use_ray_tls(config, spans_nodes=True)
+    use_ray_tls(config)
     import ray
 
     address = address or config.ray.address
     started_ray = address is None
+    started_at = time.time()
     if started_ray:
+        node_ip = config.ray.node_ip_address
+        use_single_machine(node_ip is None)
         port = _free_port()
         command = [
             _ray_cli(),
             "start",
             "--head",
-            "--node-ip-address=127.0.0.1",
+            f"--node-ip-address={node_ip or '127.0.0.1'}",
             f"--port={port}",
             "--disable-usage-stats",
             f"--include-dashboard={str(config.ray.include_dashboard).lower()}",
@@ -189,10 +216,10 @@ def up(config: ConfideConfig, address: str | None = None) -> ClusterState:
         if config.ray.object_spilling_directory is not None:
             command.append(f"--object-spilling-directory={config.ray.object_spilling_directory}")
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        address = f"127.0.0.1:{port}"
+        address = f"{node_ip or '127.0.0.1'}:{port}"
     ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     try:
-        state = ClusterState(address, deploy(config), started_ray)
+        state = ClusterState(address, deploy(config), started_ray, started_at)
     finally:
         ray.shutdown()
     state.save(config)
@@ -207,8 +234,15 @@ def ray_client_environment(config: ConfideConfig) -> dict[str, str]:
     return {
         "RAY_ADDRESS": state.ray_address,
         **use_ray_token_auth(config),
-        **use_ray_tls(config, spans_nodes=True),
+        **use_ray_tls(config),
+        **use_single_machine(_confined(config, state)),
     }
+
+
+def _confined(config: ConfideConfig, state: ClusterState) -> bool:
+    """Whether the recorded cluster is the loopback-only head that `up` started: a driver
+    on this machine then takes loopback as its node IP too, or Ray finds no raylet."""
+    return state.started_ray and config.ray.node_ip_address is None
 
 
 class ClusterUnreachable(RuntimeError):
@@ -223,12 +257,14 @@ def down(config: ConfideConfig) -> bool:
     if state is None:
         return False
     use_ray_token_auth(config)
-    use_ray_tls(config, spans_nodes=True)
+    use_ray_tls(config)
+    use_single_machine(_confined(config, state))
     removed = _shutdown_serve(state.ray_address)
     if state.started_ray:
         # The head is this machine's own process: `ray stop` ends it either way.
         stopped = subprocess.run([_ray_cli(), "stop"], check=False, stdout=subprocess.DEVNULL)
         removed = stopped.returncode == 0
+        shared_memory.sweep(state.started_at)
     if not removed:
         raise ClusterUnreachable(
             f"could not reach the Ray cluster at {state.ray_address}; "

@@ -2,7 +2,8 @@
 calls over mutual TLS, and a table of what it sustained.
 
     python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim]
-                              [--agent] [--compare sealing|tracing|records|redaction]
+                              [--agent] [--compare sealing|tracing|records|redaction|
+                              data-key-cache|ray-tls]
 
 Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
 factor (decode seconds per audio second), calls completed and refused, CPU (percent of
@@ -64,6 +65,14 @@ COMPARISONS = {
     "redaction": (
         Variant("redacted", {"redaction": {"enabled": True}}),
         Variant("unredacted", {"redaction": {"enabled": False}}),
+    ),
+    "data-key-cache": (
+        Variant("cached-keys", {"keys": {"data_key_cache_seconds": 60}}),
+        Variant("key-per-blob", {"keys": {"data_key_cache_seconds": 0}}),
+    ),
+    "ray-tls": (
+        Variant("ray-tls", {"ray": {"tls": "on"}}),
+        Variant("ray-plaintext", {"ray": {"tls": "off"}}),
     ),
 }
 
@@ -530,8 +539,8 @@ def main() -> int:
     parser.add_argument(
         "--compare",
         choices=sorted(COMPARISONS),
-        help="run every level with payload sealing, tracing, call records or redaction on "
-        "and off; report the ratio",
+        help="run every level with payload sealing, tracing, call records, redaction, the "
+        "data-key cache or Ray's TLS on and off; report the ratio",
     )
     parser.add_argument(
         "--baseline-first",

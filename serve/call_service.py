@@ -29,6 +29,7 @@ from serve.call_setup import CallSetup, parse_setup
 from serve.core.allowlist import Plain, confide_logger
 from serve.core.config import ConfideConfig, RedactionPolicy
 from serve.core.errors import (
+    Cancelled,
     ConfideError,
     DeadlineExceeded,
     FailedPrecondition,
@@ -186,8 +187,8 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             span.set_attribute("confide.status", status.name)
             if status != grpc.StatusCode.OK:
                 span.set_status(trace.StatusCode.ERROR)
-                if not rpc.admitted:
-                    self._telemetry.metrics.refused(status.name)
+                if not rpc.admitted and status != grpc.StatusCode.CANCELLED:
+                    self._telemetry.metrics.refused(status.name)  # a hang-up is no refusal
             self._telemetry.metrics.call_ended(rpc.tenant, status.name)
             span.end()
 
@@ -201,6 +202,10 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             # call was accepted: a client that waits for them never writes into a call
             # the gateway ended, which grpcio reports as INTERNAL (grpc#36066).
             first = await anext(aiter(request_iterator), None)
+            if first is None:
+                # A client that hangs up before its config reaches here as an empty
+                # stream (grpcio reports no cancellation yet): it left, it did no wrong.
+                raise Cancelled("the stream ended before its CallConfig")
             identity = self._authorize(context, rpc)
             with self._admit(rpc):
                 session = self._open(first, identity.tenant, rpc)
@@ -313,6 +318,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             async for request in request_iterator:
                 kind = request.WhichOneof("request")
                 if kind == "audio":
+                    await session.wait_for_room()  # a client that does not read waits
                     session.feed(request.audio.data)
                 elif kind == "pause":
                     session.pause()

@@ -37,6 +37,14 @@ logger = confide_logger("confide.gateway")
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 SECURITY_CODES = ("CARD_SECURITY_CODE",)
 """Masked even in text stored raw (PCI DSS 3.3.1.2)."""
+INTERIM_SKIP_BACKLOG = 4
+"""While this much submitted work (turns, interims) waits to go out, new interims are
+skipped (the next one supersedes them anyway): interims never delay finals."""
+MAX_BACKLOG = 32
+"""Beyond this much waiting work the gateway stops reading the client's audio; HTTP/2
+flow control then stops the client. Finals are never skipped."""
+MAX_BUFFERED_EVENTS = 64
+"""Events that may wait for a client that does not read them (serve/emitter.py)."""
 
 Transcribe = Callable[[TurnAudio], Awaitable[TurnTranscript]]
 """A turn's transcript; raises only ConfideError (see serve/boundary.py)."""
@@ -76,7 +84,7 @@ class CallSession:
         self._transcribe = transcribe
         self._telemetry = telemetry
         self._audio = CallAudio(setup, config)
-        self._emitter: OrderedEmitter[Event] = OrderedEmitter()
+        self._emitter: OrderedEmitter[Event] = OrderedEmitter(MAX_BUFFERED_EVENTS)
         self._agent: AgentReplies | None = None
         self._reply: asyncio.Task | None = None
         if setup.agent_replies:
@@ -129,7 +137,7 @@ class CallSession:
                 self._redaction.blip(channel.index)
             if step.speech_started and channel.role == pb.SPEAKER_ROLE_CUSTOMER:
                 self._barge_in()
-            if step.interim is not None:
+            if step.interim is not None and self._emitter.backlog < INTERIM_SKIP_BACKLOG:
                 self._emitter.submit(self._interim(channel, step.interim))
 
     def pause(self) -> None:
@@ -160,6 +168,10 @@ class CallSession:
             final = channel.flush()
             if final is not None:
                 self._submit_final(channel, final)
+
+    async def wait_for_room(self) -> None:
+        """Until the call's backlog of work to send is below MAX_BACKLOG."""
+        await self._emitter.wait_for_backlog_below(MAX_BACKLOG)
 
     async def wait_for_turns_below(self, limit: int) -> None:
         """Until fewer than `limit` of its turns are being transcribed."""

@@ -80,6 +80,10 @@ class Dialogue:
         await self._engine.check_health()
 
     def __del__(self) -> None:
+        # Serve calls this when it stops the replica gracefully (scale-down, redeploy);
+        # a replica whose engine never started has nothing to stop.
+        if hasattr(self, "_engine"):
+            self._engine.shutdown()
         self._tracing.shutdown()
 
 

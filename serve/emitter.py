@@ -6,6 +6,10 @@ and can be cut with the task `stream` returns. The emitter owns every task it st
 `events` ends once `close` was called and everything is done, and its `finally` cancels
 whatever is still running, so a failure or a hang-up never leaves a task behind or a
 reader waiting.
+
+Events wait for the reader in a bounded buffer: when the client stops reading, work and
+side streams stop at their next event (backpressure), and `backlog` tells the caller how
+much submitted work waits, so it can stop taking input too.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ _SIDE_DONE = object()
 
 
 class OrderedEmitter(Generic[T]):
-    def __init__(self) -> None:
+    def __init__(self, max_buffered_events: int = 64) -> None:
         self._ordered: asyncio.Queue[asyncio.Task[Sequence[T]] | None] = asyncio.Queue()
         self._out: asyncio.Queue[object] = asyncio.Queue()
+        self._room = asyncio.Semaphore(max_buffered_events)  # events not yet taken
+        self._taken = asyncio.Event()  # set whenever drained work leaves the backlog
         self._tasks: set[asyncio.Task] = set()
         self._side: set[asyncio.Task] = set()
         self._submitted: set[asyncio.Task] = set()
@@ -58,6 +64,16 @@ class OrderedEmitter(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def backlog(self) -> int:
+        """Submitted work whose events have not gone out yet (finished or not)."""
+        return self._ordered.qsize()
+
+    async def wait_for_backlog_below(self, limit: int) -> None:
+        while self.backlog >= limit:
+            self._taken.clear()
+            await self._taken.wait()
+
     async def wait_below(self, limit: int) -> None:
         """Until fewer than `limit` pieces of submitted work are unfinished."""
         while len(self._submitted) >= limit:
@@ -83,6 +99,7 @@ class OrderedEmitter(Generic[T]):
                 elif isinstance(item, _Failed):
                     raise item.error
                 elif item is not _SIDE_DONE:
+                    self._room.release()
                     yield item  # type: ignore[misc]
         finally:
             drain.cancel()
@@ -108,14 +125,19 @@ class OrderedEmitter(Generic[T]):
     async def _drain(self) -> None:
         with self._failures_to_events():
             while (task := await self._ordered.get()) is not None:
+                self._taken.set()
                 for event in await task:
-                    self._out.put_nowait(event)
+                    await self._put(event)
             self._out.put_nowait(_ORDERED_DONE)
 
     async def _forward(self, events: AsyncIterator[T]) -> None:
         with self._failures_to_events():
             async for event in events:
-                self._out.put_nowait(event)
+                await self._put(event)
+
+    async def _put(self, event: T) -> None:
+        await self._room.acquire()  # waits while the reader is this far behind
+        self._out.put_nowait(event)
 
     def _side_done(self, task: asyncio.Task) -> None:
         self._side.discard(task)

@@ -53,6 +53,8 @@ class DialogueEngine(Protocol):
 
     def stats(self) -> dict[str, int]: ...
 
+    def shutdown(self) -> None: ...
+
 
 class VllmEngine:
     def __init__(self, config: DialogueConfig, model_dir: str) -> None:
@@ -122,6 +124,11 @@ class VllmEngine:
 
     async def check_health(self) -> None:
         await self._engine.check_health()
+
+    def shutdown(self) -> None:
+        """Stop the engine's processes; they unlink the shared memory they pass prompt
+        token ids through (cluster/shared_memory.py sweeps what a killed one leaves)."""
+        self._engine.shutdown()
 
     def stats(self) -> dict[str, int]:
         return {

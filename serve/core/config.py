@@ -479,10 +479,16 @@ class RayConfig(_Strict):
     """Where Ray spills objects; put it on an encrypted volume."""
     include_dashboard: bool = False
     """The dashboard binds loopback only when on."""
-    tls: Literal["auto", "on", "off"] = "auto"
-    """Ray's own TLS between nodes and workers, with node certificates from Confide's PKI.
-    "auto" turns it on whenever the cluster can span nodes (`confide up`, which other
-    nodes may join, or joining with --address) and off for the in-process embedded one."""
+    node_ip_address: str | None = None
+    """The address the head that `confide up` starts advertises to other nodes. Unset, the
+    cluster stays on this machine and every Ray port binds loopback. Set (to let nodes
+    join), Ray binds its Prometheus exporters (plain HTTP: the dashboard agent's, the
+    dashboard's and the autoscaler's) to all interfaces; firewall them."""
+    tls: Literal["on", "off"] = "on"
+    """Ray's own TLS for all its gRPC, between nodes and workers alike, with node
+    certificates from Confide's Ray node CA. On in every mode: Ray Serve binds each
+    replica's inter-deployment gRPC server to all interfaces even when the node is on
+    loopback, so without TLS a single-machine cluster has token-only plaintext ports."""
 
 
 class RedactionConfig(_Strict):
@@ -574,6 +580,11 @@ class ConfideConfig(_Strict):
             warnings.append(
                 "gateway.common_name_identity is on: any certificate of the tenant CA "
                 "whose CN is a tenant's name acts as that tenant"
+            )
+        if self.ray.tls == "off":
+            warnings.append(
+                "ray.tls is off: Ray Serve's replicas listen on every interface in "
+                "plaintext (token-authenticated only)"
             )
         return warnings
 

@@ -28,6 +28,12 @@ class InvalidArgument(ConfideError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class Cancelled(ConfideError):
+    """The client left before the call began."""
+
+    code = grpc.StatusCode.CANCELLED
+
+
 class PermissionDenied(ConfideError):
     code = grpc.StatusCode.PERMISSION_DENIED
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import psutil
+
 
 def answers_plaintext_http2(host: str, port: int, timeout: float = 3.0) -> bool:
     """Whether the port speaks cleartext HTTP/2 (gRPC without TLS): a TLS server answers
@@ -16,3 +18,33 @@ def answers_plaintext_http2(host: str, port: int, timeout: float = 3.0) -> bool:
         except (TimeoutError, ConnectionResetError):
             return False
     return len(reply) >= 9 and reply[3] == 0x04  # frame type 4: SETTINGS
+
+
+def exposed_listeners(processes) -> list[str]:
+    """The listening TCP sockets of `processes` (psutil.Process) bound to anything but
+    loopback, as "address:port process-name"."""
+    import ipaddress
+
+    exposed = []
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+            name = process.name()
+        except psutil.Error:  # exited meanwhile
+            continue
+        for connection in connections:
+            if connection.status != psutil.CONN_LISTEN:
+                continue
+            address = ipaddress.ip_address(connection.laddr.ip)
+            mapped = getattr(address, "ipv4_mapped", None)
+            if not (address.is_loopback or (mapped is not None and mapped.is_loopback)):
+                exposed.append(f"{connection.laddr.ip}:{connection.laddr.port} {name}")
+    return exposed
+
+
+def ray_processes():
+    """This machine's Ray processes (raylet, GCS, agents, workers, the autoscaler)."""
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "site-packages/ray/" in command or command.startswith("ray::"):
+            yield process

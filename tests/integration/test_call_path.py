@@ -22,7 +22,7 @@ from serve.core.scoring import word_error_rate
 from serve.core.wavfile import Recording
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import call_path_config
-from tests.integration.probes import answers_plaintext_http2
+from tests.integration.probes import answers_plaintext_http2, exposed_listeners, ray_processes
 
 pytestmark = pytest.mark.integration
 
@@ -324,3 +324,17 @@ def test_serve_proxies_are_not_reachable_beyond_loopback(gateway):
     # The gateway itself is the one way in, and it speaks only TLS.
     gateway_port = int(target.rsplit(":", 1)[1])
     assert not answers_plaintext_http2(address, gateway_port), "gateway speaks plaintext"
+
+
+def test_nothing_but_the_gateway_listens_beyond_loopback(gateway):
+    """Ray's gRPC servers, agents and Prometheus exporters (plain HTTP) stay on loopback;
+    the gateway (bound to 0.0.0.0 here) is the only port other machines can reach."""
+    target, _ = gateway
+    gateway_port = target.rsplit(":", 1)[1]
+    processes = [psutil.Process(), *ray_processes()]  # this driver is a Ray worker too
+    exposed = [
+        listener
+        for listener in exposed_listeners(processes)
+        if listener.split()[0].rsplit(":", 1)[1] != gateway_port
+    ]
+    assert exposed == [], "\n".join(exposed)

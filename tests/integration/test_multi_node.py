@@ -31,13 +31,17 @@ pytestmark = pytest.mark.integration
 WORKER_RESOURCE = "confide_worker_node"
 RAY = str(Path(sys.executable).with_name("ray"))
 
-# Prints the environment Ray needs for this config (token auth and TLS on).
+# Prints the environment Ray needs for this config (token auth and TLS on, nodes may join).
 _RAY_ENVIRONMENT = """
 import json, sys
 from cluster import lifecycle
 from serve.core.config import load_config
 config = load_config(sys.argv[1])
-print(json.dumps({**lifecycle.use_ray_token_auth(config), **lifecycle.use_ray_tls(config, True)}))
+print(json.dumps({
+    **lifecycle.use_ray_token_auth(config),
+    **lifecycle.use_ray_tls(config),
+    **lifecycle.use_single_machine(False),  # nodes that join each other
+}))
 """
 
 # Prints the alive nodes' resources and the node of the Transcriber replica.

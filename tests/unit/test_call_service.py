@@ -162,6 +162,7 @@ async def serving(
     client="acme",
     recorder=None,
     redactor=None,
+    telemetry=None,
 ):
     """(the running server, a stub on a channel with `client`'s certificate)"""
     sealer = Sealer(key_provider(config.keys, config.state_path))
@@ -172,7 +173,11 @@ async def serving(
     if redactor is None:  # these tests are not about redaction
         config = config.with_overrides(redaction={"enabled": False})
     running: RunningServer = await start_server(
-        config, test_pki.server, boundary, GatewayTelemetry.disabled(HASHER), redactor=redactor
+        config,
+        test_pki.server,
+        boundary,
+        telemetry or GatewayTelemetry.disabled(HASHER),
+        redactor=redactor,
     )
     try:
         async with aio_channel(f"localhost:{running.port}", test_pki.clients[client]) as channel:
@@ -1062,6 +1067,78 @@ def test_a_stream_that_sends_nothing_is_ended_and_frees_nothing_it_never_had(
     codes, events, handled = run(scenario())
     assert set(codes) == {grpc.StatusCode.DEADLINE_EXCEEDED}
     assert finals(events) and handled == 1  # the silent streams never became calls
+
+
+def test_a_client_that_hangs_up_before_its_config_is_counted_as_cancelled(config, test_pki, codec):
+    """Not as INVALID_ARGUMENT: the client did nothing wrong, it left."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from serve.core.config import TelemetryConfig
+    from serve.telemetry import build_tracing
+
+    exporter = InMemorySpanExporter()
+    tracing = build_tracing(TelemetryConfig(export_delay_ms=50), HASHER, "test", exporter)
+
+    async def scenario():
+        telemetry = GatewayTelemetry.of(tracing)
+        async with serving(config, test_pki, codec, Transcriber(codec), telemetry=telemetry) as (
+            running,
+            calls,
+        ):
+            call = calls.StreamCall()
+            await asyncio.sleep(0.3)  # the stream is open; nothing was sent
+            call.cancel()
+            for _ in range(100):
+                tracing.provider.force_flush()
+                if exporter.get_finished_spans():
+                    break
+                await asyncio.sleep(0.05)
+            return running.service.calls_handled
+
+    handled = run(scenario())
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "confide.call"]
+    assert span.attributes["confide.status"] == "CANCELLED" and handled == 0
+
+
+def test_a_client_that_never_reads_is_held_back_while_others_are_served(
+    config, test_pki, codec, mono_recording, monkeypatch
+):
+    """It sends audio as fast as it can and reads nothing: once its HTTP/2 window is
+    full the gateway buffers a bounded number of its events and turns, then stops
+    reading its audio, so the client's own writes stall (flow control); a normal call
+    on the same gateway meanwhile gets its finals."""
+    import serve.call_session
+
+    monkeypatch.setattr(serve.call_session, "MAX_BACKLOG", 2)
+    monkeypatch.setattr(serve.call_session, "MAX_BUFFERED_EVENTS", 2)
+    flood = _requests(speech_then_silence(mono_recording, 80))
+    # Large finals fill the client's receive window (64 KiB without BDP probing) fast.
+    transcriber = Transcriber(codec, text=lambda n: "word " * 6000)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (running, calls):
+            target = f"localhost:{running.port}"
+            options = [("grpc.http2.bdp_probe", 0)]
+            async with aio_channel(target, test_pki.clients["acme"], options) as channel:
+                greedy = call_pb2_grpc.CallServiceStub(channel).StreamCall()
+                await greedy.write(flood[0])
+                await greedy.initial_metadata()
+                written, stalled = 0, False
+                for request in flood[1:]:
+                    try:
+                        await asyncio.wait_for(greedy.write(request), 3)
+                    except TimeoutError:
+                        stalled = True
+                        break
+                    written += 1
+                normal = await _collect(calls.StreamCall(_aiter(_requests(mono_recording))))
+                greedy.cancel()
+            await wait_until_idle(running)
+            return stalled, written, len(flood), normal
+
+    stalled, written, total, normal = run(scenario())
+    assert stalled and written < total - 1, (written, total)
+    assert finals(normal)
 
 
 def test_one_tenant_at_its_quota_leaves_room_for_another(config, test_pki, codec, mono_recording):

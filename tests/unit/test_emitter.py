@@ -78,3 +78,40 @@ def test_a_failure_ends_the_stream_and_cancels_the_rest():
         return slow.cancelled()
 
     assert _collect(scenario) is True
+
+
+def test_a_reader_that_stops_reading_holds_back_work_and_side_streams():
+    """At most `max_buffered_events` wait for the reader; the rest of the work waits in
+    the backlog, which the caller sees, and nothing is lost once the reader goes on."""
+
+    async def scenario():
+        emitter = OrderedEmitter(max_buffered_events=3)
+        produced = []
+
+        async def side():
+            for n in range(10):
+                produced.append(n)
+                yield f"delta {n}"
+
+        for n in range(8):
+            emitter.submit(_after(0.0, f"final {n}"))
+        emitter.stream(side())
+        events = emitter.events()
+        first = await anext(events)  # the reader takes one event, then stops reading
+        await asyncio.sleep(0.3)
+        held = (emitter.backlog, len(produced))
+        waiter = asyncio.ensure_future(emitter.wait_for_backlog_below(7))
+        await asyncio.sleep(0.1)
+        blocked = not waiter.done()
+        emitter.close()
+        rest = [event async for event in events]
+        await waiter
+        return first, held, blocked, rest
+
+    first, (backlog, produced), blocked, rest = _collect(scenario)
+    # The side stream filled the 3 places first; the drain holds final 0 and waits, so
+    # 7 finals wait in the backlog, and the side stream stopped at its next delta.
+    assert backlog == 7 and produced <= 5 and blocked
+    everything = [first, *rest]
+    assert [e for e in everything if e.startswith("final")] == [f"final {n}" for n in range(8)]
+    assert [e for e in everything if e.startswith("delta")] == [f"delta {n}" for n in range(10)]

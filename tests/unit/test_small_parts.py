@@ -139,3 +139,5 @@ def test_local_keys_on_a_public_gateway_warn():
     assert ConfideConfig().security_warnings()  # 0.0.0.0 with local keys
     loopback = ConfideConfig.model_validate({"gateway": {"host": "127.0.0.1"}})
     assert loopback.security_warnings() == []
+    plaintext_ray = loopback.with_overrides(ray={"tls": "off"})
+    assert ["ray.tls is off" in w for w in plaintext_ray.security_warnings()] == [True]
