@@ -26,6 +26,22 @@ RECORDS_SERVICE_NAME = records_pb2.DESCRIPTOR.services_by_name["RecordsService"]
 _ENVELOPE_BYTES = 64 * 1024
 
 
+class HealthService(health.aio.HealthServicer):
+    """The standard health servicer, with List: grpcio-health-checking 1.85 serves the
+    proto's List as the generated stub, which fails with the library's own text."""
+
+    def __init__(self, services: tuple[str, ...]) -> None:
+        super().__init__()
+        self._services = ("", *services)
+
+    async def List(self, request, context) -> health_pb2.HealthListResponse:
+        statuses = {}
+        for name in self._services:
+            check = health_pb2.HealthCheckRequest(service=name)
+            statuses[name] = await self.Check(check, context)
+        return health_pb2.HealthListResponse(statuses=statuses)
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
@@ -103,7 +119,7 @@ async def start_server(
             RecordsService(config, records, policy, telemetry.tracer), server
         )
         services.append(RECORDS_SERVICE_NAME)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthService(tuple(services))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # Server reflection, so grpcurl and Postman need no .proto files: only behind the
     # same mTLS as every other RPC, and it describes nothing but the public contract.

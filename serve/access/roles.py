@@ -46,6 +46,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     _RECORDS + "GetAuditLog": frozenset({COMPLIANCE}),
     # Health and reflection describe the service, not its data: any verified identity.
     "/grpc.health.v1.Health/Check": EVERY_ROLE,
+    "/grpc.health.v1.Health/List": EVERY_ROLE,
     "/grpc.health.v1.Health/Watch": EVERY_ROLE,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": EVERY_ROLE,
 }

@@ -42,6 +42,17 @@ def exposed_listeners(processes) -> list[str]:
     return exposed
 
 
+def plaintext_listeners(processes) -> list[str]:
+    """The non-loopback listeners of `processes` that answer cleartext HTTP/2: what a
+    peer on the network could talk to without TLS (probed on the loopback address,
+    where a wildcard-bound port answers too)."""
+    return [
+        listener
+        for listener in exposed_listeners(processes)
+        if answers_plaintext_http2("127.0.0.1", int(listener.split()[0].rsplit(":", 1)[1]))
+    ]
+
+
 def ray_processes():
     """This machine's Ray processes (raylet, GCS, agents, workers, the autoscaler)."""
     for process in psutil.process_iter(["cmdline"]):

@@ -22,7 +22,12 @@ from serve.core.scoring import word_error_rate
 from serve.core.wavfile import Recording
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import call_path_config
-from tests.integration.probes import answers_plaintext_http2, exposed_listeners, ray_processes
+from tests.integration.probes import (
+    answers_plaintext_http2,
+    exposed_listeners,
+    plaintext_listeners,
+    ray_processes,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +207,6 @@ AUDIO = pb.StreamCallRequest(audio=pb.AudioChunk(data=CANARY_AUDIO))
     "requests",
     [
         pytest.param([AUDIO], id="audio-before-config"),
-        pytest.param([], id="no-config"),
         pytest.param([pb.StreamCallRequest(end=pb.EndOfCall())], id="end-first"),
         pytest.param([_config_request(encoding=pb.AUDIO_ENCODING_UNSPECIFIED)], id="encoding"),
         pytest.param([_config_request(sample_rate_hertz=44100)], id="rate"),
@@ -326,15 +330,17 @@ def test_serve_proxies_are_not_reachable_beyond_loopback(gateway):
     assert not answers_plaintext_http2(address, gateway_port), "gateway speaks plaintext"
 
 
-def test_nothing_but_the_gateway_listens_beyond_loopback(gateway):
-    """Ray's gRPC servers, agents and Prometheus exporters (plain HTTP) stay on loopback;
-    the gateway (bound to 0.0.0.0 here) is the only port other machines can reach."""
+def test_nothing_but_tls_listens_beyond_loopback(gateway):
+    """Ray's GCS, raylet, agents and Prometheus exporters (plain HTTP) stay on loopback;
+    beyond it listen only the gateway (bound to 0.0.0.0 here) and Serve's replica ports,
+    which Ray binds to all interfaces and which speak only TLS."""
     target, _ = gateway
     gateway_port = target.rsplit(":", 1)[1]
     processes = [psutil.Process(), *ray_processes()]  # this driver is a Ray worker too
-    exposed = [
-        listener
-        for listener in exposed_listeners(processes)
-        if listener.split()[0].rsplit(":", 1)[1] != gateway_port
-    ]
-    assert exposed == [], "\n".join(exposed)
+    exposed = exposed_listeners(processes)
+    assert {listener.split()[1] for listener in exposed} <= {
+        f"ray::ServeReplica:confide:{name}"
+        for name in ("Gateway", "Transcriber", "Recorder", "PurgeLoop")
+    }, "\n".join(exposed)
+    assert any(listener.split()[0].endswith(f":{gateway_port}") for listener in exposed)
+    assert plaintext_listeners(processes) == []

@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
-from tests.integration.probes import answers_plaintext_http2, exposed_listeners, ray_processes
+from tests.integration.probes import (
+    answers_plaintext_http2,
+    exposed_listeners,
+    plaintext_listeners,
+    ray_processes,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -130,9 +135,11 @@ def test_up_call_down(tmp_path):
         # Ray's control plane speaks TLS: a plaintext HTTP/2 preface gets no HTTP/2 answer.
         gcs_host, gcs_port = up_state(tmp_path)["ray_address"].rsplit(":", 1)
         assert not answers_plaintext_http2(gcs_host, int(gcs_port)), "Ray's GCS is plaintext"
-        # The head `up` starts is confined to this machine: no Ray port beyond loopback
-        # (the gateway is bound to 127.0.0.1 in this test).
-        assert exposed_listeners(ray_processes()) == []
+        # The head `up` starts is confined to this machine: beyond loopback listen only
+        # Serve's replica ports (Ray binds them to all interfaces), and only in TLS.
+        exposed = exposed_listeners(ray_processes())
+        assert all("ServeReplica" in listener for listener in exposed), exposed
+        assert plaintext_listeners(ray_processes()) == []
 
         exported = _confide("ray-env", env=env)
         assert exported.returncode == 0 and "RAY_USE_TLS=1" in exported.stdout  # TLS: auto

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import time
 
 import grpc
 import numpy as np
 import psutil
 import pytest
 
-from cluster import lifecycle
+from cluster import lifecycle, shared_memory
 from cluster.client import aio_channel, stream_call
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
@@ -52,12 +53,17 @@ def dialogue_cluster(test_pki, model_dir, tmp_path_factory):
             },
         }
     )
+    started = time.time()
     with lifecycle.embedded(config, test_pki.server) as port:
         from ray import serve
 
         from serve.app import APP_NAME
 
         yield f"localhost:{port}", serve.get_deployment_handle("Dialogue", APP_NAME), config
+    # vLLM passed prompt token ids through /dev/shm, and the last test killed its engine
+    # core: nothing of it may outlive the cluster.
+    orphans, _ = shared_memory.scan(started)
+    assert orphans == [], f"{len(orphans)} shared-memory segments outlived the cluster"
 
 
 def _customer_call(two_channel_call: Recording, gap_seconds: float, repeats: int) -> Recording:

@@ -880,6 +880,26 @@ def test_reflection_describes_the_services_over_mtls(config, test_pki, codec):
     assert b"StreamCall" in described.file_descriptor_response.file_descriptor_proto[0]
 
 
+def test_health_lists_every_service(config, test_pki, codec):
+    """Health.List, as the health proto defines it (grpcurl ... grpc.health.v1.Health/List)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async def scenario():
+        async with (
+            serving(config, test_pki, codec, Transcriber(codec)) as (running, _calls),
+            aio_channel(f"localhost:{running.port}", test_pki.clients["acme"]) as channel,
+        ):
+            stub = health_pb2_grpc.HealthStub(channel)
+            return await stub.List(health_pb2.HealthListRequest())
+
+    listed = run(scenario())
+    serving_ = health_pb2.HealthCheckResponse.SERVING
+    assert {name: r.status for name, r in listed.statuses.items()} == {
+        "": serving_,
+        "confide.v1.CallService": serving_,
+    }
+
+
 def test_a_reply_stops_at_the_sentence_limit(config, test_pki, codec, mono_recording):
     """The model rambles; the caller hears two sentences, and the rest is not generated."""
     deltas = ("Sure.", " Dr. Lee", " can see you", " at noon.", " Anything", " else?", " Bye.")
@@ -1088,16 +1108,20 @@ def test_a_client_that_hangs_up_before_its_config_is_counted_as_cancelled(config
             call = calls.StreamCall()
             await asyncio.sleep(0.3)  # the stream is open; nothing was sent
             call.cancel()
+            # One that closes its stream at once cannot be told apart by the server.
+            closed = await _status_of(_collect(calls.StreamCall(_aiter([]))))
             for _ in range(100):
                 tracing.provider.force_flush()
-                if exporter.get_finished_spans():
+                if len(exporter.get_finished_spans()) >= 2:
                     break
                 await asyncio.sleep(0.05)
-            return running.service.calls_handled
+            return closed, running.service.calls_handled
 
-    handled = run(scenario())
-    (span,) = [s for s in exporter.get_finished_spans() if s.name == "confide.call"]
-    assert span.attributes["confide.status"] == "CANCELLED" and handled == 0
+    (code, details), handled = run(scenario())
+    assert code == grpc.StatusCode.CANCELLED and "before its CallConfig" in details
+    spans = [s for s in exporter.get_finished_spans() if s.name == "confide.call"]
+    assert [s.attributes["confide.status"] for s in spans] == ["CANCELLED"] * 2
+    assert handled == 0
 
 
 def test_a_client_that_never_reads_is_held_back_while_others_are_served(
