@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.confide-installed
 
-.PHONY: setup demo test lint bench samples clean
+.PHONY: setup demo test lint bench fuzz samples clean
 
 CHECKOV_STAMP := .venv-checkov/.confide-installed
 
@@ -66,6 +66,9 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+fuzz: setup
+	$(BIN)/python -m pytest -m fuzz tests/unit/test_fuzz_rpcs.py
 
 bench: setup
 	$(BIN)/python -m loadtests.bench

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 from serve.core.config import ConfideConfig, documented_defaults, load_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SAMPLE_CALL = EXAMPLES / "two_channel_mulaw_8k.wav"
+CLINIC_CALL = EXAMPLES / "clinic_call_mulaw_8k.wav"
+"""The demo's call: a clinic's appointment line (examples/make_samples.py)."""
 CARD_CALL = EXAMPLES / "card_call_mulaw_8k.wav"
 REDACTION_CASES = EXAMPLES.parent / "tests" / "redaction" / "cases.jsonl"
 
@@ -35,9 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="embedded cluster, stream a sample call, print the transcript, stop"
     )
-    _add_call_options(demo, file_required=False)
-    demo.add_argument(
-        "--no-trace", action="store_true", help="do not print the call's trace afterwards"
+    _add_call_options(demo, default_file=CLINIC_CALL)
+    shown = demo.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--trace", action="store_true", help="print the call's whole trace, span by span"
+    )
+    shown.add_argument(
+        "--no-trace", action="store_true", help="no latency summary or trace afterwards"
     )
 
     certs = commands.add_parser("certs", help="development PKI")
@@ -159,12 +165,12 @@ def _add_records_verbs(records: argparse._SubParsersAction) -> None:
         command.add_argument("--target", help="gateway host:port (default: from `confide up`)")
 
 
-def _add_call_options(parser: argparse.ArgumentParser, file_required: bool = True) -> None:
+def _add_call_options(parser: argparse.ArgumentParser, default_file: Path | None = None) -> None:
     parser.add_argument(
         "file",
         type=Path,
-        nargs=None if file_required else "?",
-        default=SAMPLE_CALL,
+        nargs=None if default_file is None else "?",
+        default=default_file,
         help="WAV recording: PCM16, mu-law or A-law; 1 or 2 channels",
     )
     parser.add_argument("--tenant", default=None, help="tenant certificate to use")
@@ -182,6 +188,10 @@ def _add_call_options(parser: argparse.ArgumentParser, file_required: bool = Tru
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # gRPC's fork handlers serve processes that fork and keep using gRPC; this one only
+    # starts other programs (Ray), and with the handlers on, each start while a channel is
+    # busy logs "skipping fork() handlers". Set before gRPC is first imported.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     try:
         return _run(args)
     except (OSError, ValueError) as error:
@@ -486,12 +496,12 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
             call_id = f"demo-{uuid.uuid4().hex[:8]}"
             status = asyncio.run(_stream_and_print(config, args, f"localhost:{port}", call_id))
             if receiver is not None:
-                _print_call_trace(receiver)
+                _print_call_trace(receiver, whole=args.trace)
             if status == 0 and config.records.enabled:
                 _print_stored_call(
                     config, args.tenant or config.tenants[0].name, call_id, f"localhost:{port}"
                 )
-            if status == 0 and args.file == SAMPLE_CALL and config.redaction.enabled:
+            if status == 0 and args.file == CLINIC_CALL and config.redaction.enabled:
                 status = _demo_card_call(config, args, f"localhost:{port}")
             print("\nStopping the cluster.")
     return status
@@ -512,11 +522,12 @@ def _demo_card_call(config: ConfideConfig, args: argparse.Namespace, target: str
     return status
 
 
-def _print_call_trace(receiver) -> None:
-    """The StreamCall's trace as the collector received it (ids hashed, no text)."""
+def _print_call_trace(receiver, whole: bool) -> None:
+    """The StreamCall's per-stage latencies, or (`whole`) its trace span by span, as the
+    collector received it (ids hashed, no text)."""
     import time
 
-    from cluster.trace_receiver import trace_tree
+    from cluster.trace_receiver import stage_summary, trace_tree
 
     deadline = time.monotonic() + 15
     calls = []
@@ -527,8 +538,14 @@ def _print_call_trace(receiver) -> None:
         print("\nno trace arrived from the cluster", file=sys.stderr)
         return
     time.sleep(1.0)  # the replicas' last export batches
-    print(f"\ntrace {calls[-1].trace_id} (what an OpenTelemetry collector receives):")
-    for line in trace_tree(receiver.spans, calls[-1].trace_id):
+    trace_id = calls[-1].trace_id
+    if whole:
+        print(f"\ntrace {trace_id} (what an OpenTelemetry collector receives):")
+        lines = trace_tree(receiver.spans, trace_id)
+    else:
+        print(f"\nlatency by stage (trace {trace_id[:16]}…; --trace prints every span):")
+        lines = stage_summary(receiver.spans, trace_id)
+    for line in lines:
         print(line)
 
 

@@ -185,6 +185,33 @@ def trace_tree(spans: list[ReceivedSpan], trace_id: str) -> list[str]:
     return lines
 
 
+# (label, span name, attribute timed instead of the span's duration)
+STAGES = (
+    ("VAD per chunk", "confide.vad", None),
+    ("turn end -> transcript", "confide.transcribe", None),
+    ("decode (replica)", "confide.transcriber.decode", None),
+    ("redaction", "confide.redact", None),
+    ("reply first token", "confide.dialogue.generate", "confide.first_delta_ms"),
+    ("reply", "confide.reply", None),
+)
+
+
+def stage_summary(spans: list[ReceivedSpan], trace_id: str) -> list[str]:
+    """Per pipeline stage of a trace: how often it ran, median and slowest, in ms."""
+    members = [s for s in spans if s.trace_id == trace_id]
+    lines = [f"{'stage':<24}{'count':>6}{'p50 ms':>9}{'max ms':>9}"]
+    for label, name, attribute in STAGES:
+        timings = sorted(
+            float(s.attributes[attribute]) if attribute else s.duration_ms
+            for s in members
+            if s.name == name and (attribute is None or attribute in s.attributes)
+        )
+        if timings:
+            median = timings[len(timings) // 2]
+            lines.append(f"{label:<24}{len(timings):>6}{median:>9.1f}{timings[-1]:>9.1f}")
+    return lines
+
+
 def _short(value: object) -> object:
     """HMACs shortened for the console (a collector gets them whole)."""
     if isinstance(value, str) and value.startswith("hmac-sha256:"):

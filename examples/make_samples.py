@@ -154,6 +154,65 @@ def build_card_call() -> None:
     (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+CLINIC_CUSTOMER_TURNS = [
+    (["hello"], "hello"),
+    (["digits/tomorrow", "digits/day-2", "digits/at", "digits/10", "digits/a-m"],
+     "tomorrow tuesday at ten a m"),
+    (["digits/4", "digits/1", "digits/7", "digits/2"], "four one seven two"),
+    (["auth-thankyou", "goodbye"], "thank you goodbye"),
+]  # fmt: skip
+CLINIC_REPLY_SECONDS = 6.0
+"""Silence after each customer turn: room for the in-cluster agent's spoken reply."""
+
+
+def _words(names: list[str]) -> np.ndarray:
+    """Recorded words said as one phrase: trimmed, 0.15 s apart (less than the VAD's
+    end-of-turn silence, so the phrase stays one turn)."""
+    gap = np.zeros(int(0.15 * RATE), np.int16)
+    parts = []
+    for name in names:
+        parts += [_trimmed(_pcm(ASTERISK / f"{name}.wav")), gap]
+    return np.concatenate(parts[:-1])
+
+
+def build_clinic_call() -> None:
+    """The demo's call to a clinic's appointment line: after the line's greeting the
+    caller asks for a slot, gives a patient number and says goodbye, leaving room after
+    each turn for the in-cluster agent's reply (the demo tenant's system prompt is the
+    receptionist's)."""
+    greeting = _pcm(ASTERISK / "one-moment-please.wav")
+    turns = [(1, greeting, "One moment, please.")]
+    turns += [(0, _words(names), text) for names, text in CLINIC_CUSTOMER_TURNS]
+    gap = int(GAP_SECONDS * RATE)
+    reply = int(CLINIC_REPLY_SECONDS * RATE)
+    total = gap + sum(len(pcm) for _, pcm, _ in turns) + gap + reply * (len(turns) - 1)
+    stereo = np.zeros((total, 2), dtype=np.int16)
+    position = gap
+    reference: dict[str, list[dict]] = {"customer": [], "agent": []}
+    for channel, pcm, text in turns:
+        stereo[position : position + len(pcm), channel] = pcm
+        role = "customer" if channel == 0 else "agent"
+        reference[role].append({"start_seconds": round(position / RATE, 3), "text": text})
+        position += len(pcm) + (reply if channel == 0 else gap)
+    name = "clinic_call_mulaw_8k"
+    write_wav(
+        HERE / f"{name}.wav",
+        Recording(Encoding.MULAW, RATE, 2, encode(stereo.reshape(-1), Encoding.MULAW)),
+    )
+    words = sorted({n for names, _ in CLINIC_CUSTOMER_TURNS for n in names})
+    meta = {
+        "description": "Two-channel 8 kHz G.711 mu-law call to a clinic's appointment line"
+        " (the demo's call); channel 0 customer, channel 1 agent.",
+        "channels": ["customer", "agent"],
+        "sources": {
+            "agent": "asterisk-core-sounds-en-wav (CC-BY-SA 3.0): one-moment-please",
+            "customer": "asterisk-core-sounds-en-wav (CC-BY-SA 3.0): " + ", ".join(words),
+        },
+        "reference": reference,
+    }
+    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def build_mono_call() -> None:
     clip = "sense_and_sensibility_01_austen_64kb-0880"
     rec = read_wav(LIBRIVOX / f"{clip}.wav")
@@ -172,5 +231,6 @@ if __name__ == "__main__":
     build_two_channel_call()
     build_mono_call()
     build_card_call()
+    build_clinic_call()
     for path in sorted(HERE.glob("*.wav")):
         print(path.name, f"{read_wav(path).seconds:.1f} s")

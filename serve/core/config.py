@@ -110,6 +110,15 @@ class TrainingConfig(_Strict):
     only calls whose CallConfig.training_consent is set. Raw text never is."""
 
 
+DEMO_SYSTEM_PROMPT = (
+    "You answer the phone for Riverside Family Clinic's appointment line. Callers book, "
+    "move or cancel visits. Ask for the day and time they want and their patient number, "
+    "then confirm the appointment. Never give medical advice. Answer in one or two short "
+    "sentences, as spoken on the phone."
+)
+"""The demo tenant's receptionist: `make demo` calls its appointment line."""
+
+
 class TenantConfig(_Strict):
     name: Annotated[str, Field(pattern=TENANT_NAME_PATTERN)]
     """Tenant name; a client certificate's SPIFFE ID must name it."""
@@ -509,7 +518,9 @@ class ConfideConfig(_Strict):
     """Keys, certificates and cluster state, outside the repository (0700)."""
     trust_domain: Annotated[str, Field(pattern=r"^[a-z0-9.-]+$")] = "confide.local"
     """SPIFFE trust domain of tenant client certificates."""
-    tenants: Annotated[list[TenantConfig], Field(min_length=1)] = [TenantConfig(name="demo")]
+    tenants: Annotated[list[TenantConfig], Field(min_length=1)] = [
+        TenantConfig(name="demo", system_prompt=DEMO_SYSTEM_PROMPT)
+    ]
     """Tenants allowed to call; any other certificate identity gets PERMISSION_DENIED."""
     gateway: GatewayConfig = GatewayConfig()
     """The mTLS gRPC gateway deployment."""

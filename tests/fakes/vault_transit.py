@@ -27,6 +27,8 @@ class FakeTransit:
     def __init__(self) -> None:
         self.keys: dict[str, dict] = {}
         self.denied: set[str] = set()
+        self.down = False
+        """While set, every request gets 503, as from a sealed or failing Vault."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -52,6 +54,8 @@ class FakeTransit:
         return AESGCM(key)
 
     def handle(self, method: str, path: str, body: dict) -> tuple[int, dict | None]:
+        if self.down:
+            return 503, {"errors": ["Vault is sealed"]}
         match = _ROUTE.match(path)
         if not match:
             return 404, {"errors": ["no handler for route"]}

@@ -616,6 +616,64 @@ async def _aiter(items):
         yield item
 
 
+def test_a_kms_outage_fails_the_turns_it_hits_and_the_call_recovers(
+    config, test_pki, mono_recording, monkeypatch
+):
+    """Vault stops answering after the first final and returns after two failed turns:
+    those turns get UNAVAILABLE error events (nothing is sent or kept in plaintext), the
+    call goes on, and the next turn is transcribed without anyone restarting anything.
+    The data-key cache is off here: with it, a call already running keeps the keys it
+    has for up to keys.data_key_cache_seconds, and only new keys fail."""
+    from tests.fakes.vault_transit import TOKEN, FakeTransit
+
+    monkeypatch.setenv("VAULT_TOKEN", TOKEN)
+    turns = 4
+    recording = speech_then_silence(mono_recording, turns)
+    turn_seconds = recording.seconds / turns
+    requests = list(call_requests(recording, ["customer"], call_id="kms-outage"))
+
+    with FakeTransit() as vault:
+        keys = {"provider": "vault-transit", "vault_addr": vault.url, "data_key_cache_seconds": 0}
+        vaulted = config.with_overrides(keys=keys)
+        codec = PayloadCodec.build(vaulted.keys, vaulted.state_path)
+
+        async def scenario():
+            events: list[pb.StreamCallResponse] = []
+            progress = asyncio.Condition()
+
+            async def seen(test) -> None:
+                async with progress:
+                    await progress.wait_for(lambda: test(events))
+
+            def count(kind):
+                return lambda got: sum(e.WhichOneof("event") == kind for e in got)
+
+            async def writer():
+                for seconds, request in requests:
+                    turn = int(seconds // turn_seconds)
+                    if turn == 1 and not vault.down and not count("error")(events):
+                        await seen(lambda got: count("transcript")(got) >= 1)
+                        vault.down = True  # the KMS stops answering
+                    if turn == 3 and vault.down:
+                        await seen(lambda got: count("error")(got) >= 2)
+                        vault.down = False  # and comes back
+                    yield request
+
+            async with serving(vaulted, test_pki, codec, Transcriber(codec)) as (_, calls):
+                async for event in calls.StreamCall(writer()):
+                    async with progress:
+                        events.append(event)
+                        progress.notify_all()
+            return events
+
+        events = run(scenario())
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds == ["transcript", "error", "error", "transcript", "summary"], kinds
+    errors = [e.error for e in events if e.HasField("error")]
+    assert {e.code for e in errors} == {"UNAVAILABLE"}
+    assert events[-1].summary.final_segments == 2
+
+
 # -- call records ---------------------------------------------------------------------------
 
 

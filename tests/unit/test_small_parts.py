@@ -141,3 +141,24 @@ def test_local_keys_on_a_public_gateway_warn():
     assert loopback.security_warnings() == []
     plaintext_ray = loopback.with_overrides(ray={"tls": "off"})
     assert ["ray.tls is off" in w for w in plaintext_ray.security_warnings()] == [True]
+
+
+def test_the_demo_latency_summary_has_one_line_per_stage_that_ran():
+    from cluster.trace_receiver import ReceivedSpan, stage_summary
+
+    def span(name, ms, trace="t1", **attributes):
+        return ReceivedSpan(
+            "svc", "scope", name, trace, name, "", 0, int(ms * 1e6), 0, "", attributes, {}, 0, 0
+        )
+
+    spans = [
+        span("confide.transcriber.decode", 100),
+        span("confide.transcriber.decode", 300),
+        span("confide.transcriber.decode", 200),
+        span("confide.dialogue.generate", 900, **{"confide.first_delta_ms": 250.0}),
+        span("confide.transcriber.decode", 5000, trace="another call"),
+    ]
+    header, decode, first_token = stage_summary(spans, "t1")
+    assert header.split() == ["stage", "count", "p50", "ms", "max", "ms"]
+    assert decode.split()[-3:] == ["3", "200.0", "300.0"]
+    assert first_token.startswith("reply first token") and first_token.split()[-1] == "250.0"
