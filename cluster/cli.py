@@ -418,8 +418,11 @@ def _prepare_dialogue_model(config: ConfideConfig) -> None:
 
 
 def _quiet_ray_serve() -> None:
-    """Serve's driver-side progress lines would interleave with the call's output."""
+    """Serve's driver-side progress lines would interleave with the call's output. Its
+    logger is configured (at INFO) when ray.serve is first imported, so import it first."""
     import logging
+
+    import ray.serve  # noqa: F401
 
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
 

@@ -187,8 +187,8 @@ def trace_tree(spans: list[ReceivedSpan], trace_id: str) -> list[str]:
 
 # (label, span name, attribute timed instead of the span's duration)
 STAGES = (
-    ("VAD per chunk", "confide.vad", None),
-    ("turn end -> transcript", "confide.transcribe", None),
+    ("VAD CPU per turn", "confide.vad", "confide.vad_cpu_ms"),
+    ("transcription (gateway)", "confide.transcribe", None),
     ("decode (replica)", "confide.transcriber.decode", None),
     ("redaction", "confide.redact", None),
     ("reply first token", "confide.dialogue.generate", "confide.first_delta_ms"),

@@ -157,10 +157,11 @@ def build_card_call() -> None:
 CLINIC_CUSTOMER_TURNS = [
     (["hello"], "hello"),
     (["digits/tomorrow", "digits/day-2", "digits/at", "digits/10", "digits/a-m"],
-     "tomorrow tuesday at ten a m"),
-    (["digits/4", "digits/1", "digits/7", "digits/2"], "four one seven two"),
+     "tomorrow tuesday at 10 a m"),
+    (["digits/4", "digits/1", "digits/7", "digits/2"], "4 1 7 2"),
     (["auth-thankyou", "goodbye"], "thank you goodbye"),
 ]  # fmt: skip
+# References write numbers as digits, as Whisper does (scoring compares words as written).
 CLINIC_REPLY_SECONDS = 6.0
 """Silence after each customer turn: room for the in-cluster agent's spoken reply."""
 
@@ -176,16 +177,16 @@ def _words(names: list[str]) -> np.ndarray:
 
 
 def build_clinic_call() -> None:
-    """The demo's call to a clinic's appointment line: after the line's greeting the
-    caller asks for a slot, gives a patient number and says goodbye, leaving room after
-    each turn for the in-cluster agent's reply (the demo tenant's system prompt is the
-    receptionist's)."""
-    greeting = _pcm(ASTERISK / "one-moment-please.wav")
-    turns = [(1, greeting, "One moment, please.")]
-    turns += [(0, _words(names), text) for names, text in CLINIC_CUSTOMER_TURNS]
+    """The demo's call to a clinic's appointment line: the caller asks for a slot, gives a
+    patient number and says goodbye, with room after each turn for the in-cluster
+    agent's reply (the demo tenant's system prompt is the receptionist's); the agent
+    channel's recorded goodbye ends the call. (No recorded greeting first: SmolLM2-135M
+    answers a greeting in the history by echoing the caller.)"""
+    turns = [(0, _words(names), text) for names, text in CLINIC_CUSTOMER_TURNS]
+    turns.append((1, _trimmed(_pcm(ASTERISK / "goodbye.wav")), "Goodbye!"))
     gap = int(GAP_SECONDS * RATE)
     reply = int(CLINIC_REPLY_SECONDS * RATE)
-    total = gap + sum(len(pcm) for _, pcm, _ in turns) + gap + reply * (len(turns) - 1)
+    total = gap + sum(len(pcm) + (reply if ch == 0 else gap) for ch, pcm, _ in turns)
     stereo = np.zeros((total, 2), dtype=np.int16)
     position = gap
     reference: dict[str, list[dict]] = {"customer": [], "agent": []}
@@ -205,7 +206,7 @@ def build_clinic_call() -> None:
         " (the demo's call); channel 0 customer, channel 1 agent.",
         "channels": ["customer", "agent"],
         "sources": {
-            "agent": "asterisk-core-sounds-en-wav (CC-BY-SA 3.0): one-moment-please",
+            "agent": "asterisk-core-sounds-en-wav (CC-BY-SA 3.0): goodbye",
             "customer": "asterisk-core-sounds-en-wav (CC-BY-SA 3.0): " + ", ".join(words),
         },
         "reference": reference,

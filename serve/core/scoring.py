@@ -11,7 +11,12 @@ import re
 
 import jiwer
 
-_SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor"}
+_NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+# Whisper writes a number as digits one time and as words the next ("4-1-7-2", "Four,
+# one, seven, two"): both count as the digits.
+_SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor"} | {
+    word: str(value) for value, word in enumerate(_NUMBERS)
+}
 
 
 def normalize(text: str) -> list[str]:

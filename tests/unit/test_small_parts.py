@@ -17,6 +17,7 @@ def test_word_error_rate_normalises_case_punctuation_and_titles():
     assert normalize("Mr. Dashwood, cold-hearted!") == ["mister", "dashwood", "cold", "hearted"]
     assert word_error_rate("a b c d", "a x c") == pytest.approx(0.5)
     assert word_error_rate("hello world", "Hello, world.") == 0.0
+    assert word_error_rate("4 1 7 2 at 10 a m", "Four, one, seven, two at ten a.m.") == 0.0
 
 
 def test_local_agreement_confirms_the_common_prefix():
