@@ -47,6 +47,9 @@ def dialogue_cluster(test_pki, model_dir, tmp_path_factory):
             "dialogue": {
                 "model_dir": str(model_dir),
                 "max_reply_tokens": 160,
+                # Long replies, so that the next turn reliably cuts one (barge-in): the
+                # two-sentence limit can end a reply before then (unit-tested).
+                "max_reply_sentences": 20,
                 "temperature": 0.0,
                 "max_ongoing_requests": 2,
                 "max_queued_requests": 1,
