@@ -147,6 +147,15 @@ def test_up_call_down(tmp_path):
         for line in exported.stdout.splitlines():
             name, _, value = line.removeprefix("export ").partition("=")
             ray_env[name] = shlex.split(value)[0]
+        # The README's `eval "$(confide ray-env)"; ray status` works as documented.
+        status = subprocess.run(
+            [str(Path(sys.executable).with_name("ray")), "status"],
+            capture_output=True,
+            text=True,
+            env=ray_env,
+            timeout=120,
+        )
+        assert status.returncode == 0 and "Resources" in status.stdout, status.stderr[-2000:]
         deployed = subprocess.run(
             [
                 str(Path(sys.executable).with_name("serve")),
