@@ -66,27 +66,42 @@ def _pcm(path: Path) -> np.ndarray:
     return np.clip(pcm, -32768, 32767).astype(np.int16)
 
 
-def build_two_channel_call() -> None:
-    agent_texts, customer_texts = _asterisk_texts(), _librivox_texts()
-    turns = []  # (channel, pcm, text)
-    for prompt, clip in zip(AGENT_PROMPTS, CUSTOMER_CLIPS, strict=True):
-        turns.append((1, _pcm(ASTERISK / f"{prompt}.wav"), agent_texts[prompt]))
-        turns.append((0, _pcm(LIBRIVOX / f"{clip}.wav"), customer_texts[clip]))
+Turn = tuple[int, np.ndarray, str, int]
+"""(channel, 8 kHz PCM, reference text, samples of silence after it)."""
+
+
+def _lay_out(turns: list[Turn]) -> tuple[np.ndarray, dict[str, list[dict]]]:
+    """The turns one after another on two channels, after a leading gap, each followed
+    by its silence; and the reference transcript per role with start times."""
     gap = int(GAP_SECONDS * RATE)
-    total = gap + sum(len(pcm) + gap for _, pcm, _ in turns)
-    stereo = np.zeros((total, 2), dtype=np.int16)
-    position = gap
+    stereo = np.zeros((gap + sum(len(pcm) + after for _, pcm, _, after in turns), 2), np.int16)
     reference: dict[str, list[dict]] = {"customer": [], "agent": []}
-    for channel, pcm, text in turns:
+    position = gap
+    for channel, pcm, text, after in turns:
         stereo[position : position + len(pcm), channel] = pcm
         role = "customer" if channel == 0 else "agent"
         reference[role].append({"start_seconds": round(position / RATE, 3), "text": text})
-        position += len(pcm) + gap
-    name = "two_channel_mulaw_8k"
+        position += len(pcm) + after
+    return stereo, reference
+
+
+def _write_call(name: str, stereo: np.ndarray, meta: dict) -> None:
+    """examples/<name>.wav (two-channel G.711 mu-law) and its description <name>.json."""
     write_wav(
         HERE / f"{name}.wav",
         Recording(Encoding.MULAW, RATE, 2, encode(stereo.reshape(-1), Encoding.MULAW)),
     )
+    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def build_two_channel_call() -> None:
+    agent_texts, customer_texts = _asterisk_texts(), _librivox_texts()
+    gap = int(GAP_SECONDS * RATE)
+    turns: list[Turn] = []
+    for prompt, clip in zip(AGENT_PROMPTS, CUSTOMER_CLIPS, strict=True):
+        turns.append((1, _pcm(ASTERISK / f"{prompt}.wav"), agent_texts[prompt], gap))
+        turns.append((0, _pcm(LIBRIVOX / f"{clip}.wav"), customer_texts[clip], gap))
+    stereo, reference = _lay_out(turns)
     meta = {
         "description": "Two-channel 8 kHz G.711 mu-law call: channel 0 customer, channel 1 agent.",
         "channels": ["customer", "agent"],
@@ -97,7 +112,7 @@ def build_two_channel_call() -> None:
         },
         "reference": reference,
     }
-    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    _write_call("two_channel_mulaw_8k", stereo, meta)
 
 
 CARD_NUMBER = "4539148803436467"
@@ -127,20 +142,9 @@ def build_card_call() -> None:
     lead = _trimmed(_pcm(ASTERISK / "vm-num-i-have.wav"))
     first = np.concatenate([lead, silence(0.2), _spoken_digits(CARD_NUMBER[:8])])
     second = _spoken_digits(CARD_NUMBER[8:])
-    turns = [(1, agent), (0, first), (0, second)]
     gap = int(GAP_SECONDS * RATE)
     pause = int(1.5 * RATE)  # between the two groups: two turns
-    total = gap + len(agent) + gap + len(first) + pause + len(second) + gap
-    stereo = np.zeros((total, 2), dtype=np.int16)
-    position = gap
-    for channel, pcm in turns:
-        stereo[position : position + len(pcm), channel] = pcm
-        position += len(pcm) + (pause if pcm is first else gap)
-    name = "card_call_mulaw_8k"
-    write_wav(
-        HERE / f"{name}.wav",
-        Recording(Encoding.MULAW, RATE, 2, encode(stereo.reshape(-1), Encoding.MULAW)),
-    )
+    stereo, _ = _lay_out([(1, agent, "", gap), (0, first, "", pause), (0, second, "", gap)])
     meta = {
         "description": "Two-channel 8 kHz G.711 mu-law call in which the customer reads a"
         " test card number in two turns; channel 0 customer, channel 1 agent.",
@@ -151,7 +155,7 @@ def build_card_call() -> None:
         },
         "card_number": CARD_NUMBER,
     }
-    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    _write_call("card_call_mulaw_8k", stereo, meta)
 
 
 CLINIC_CUSTOMER_TURNS = [
@@ -182,24 +186,11 @@ def build_clinic_call() -> None:
     agent's reply (the demo tenant's system prompt is the receptionist's); the agent
     channel's recorded goodbye ends the call. (No recorded greeting first: SmolLM2-135M
     answers a greeting in the history by echoing the caller.)"""
-    turns = [(0, _words(names), text) for names, text in CLINIC_CUSTOMER_TURNS]
-    turns.append((1, _trimmed(_pcm(ASTERISK / "goodbye.wav")), "Goodbye!"))
     gap = int(GAP_SECONDS * RATE)
     reply = int(CLINIC_REPLY_SECONDS * RATE)
-    total = gap + sum(len(pcm) + (reply if ch == 0 else gap) for ch, pcm, _ in turns)
-    stereo = np.zeros((total, 2), dtype=np.int16)
-    position = gap
-    reference: dict[str, list[dict]] = {"customer": [], "agent": []}
-    for channel, pcm, text in turns:
-        stereo[position : position + len(pcm), channel] = pcm
-        role = "customer" if channel == 0 else "agent"
-        reference[role].append({"start_seconds": round(position / RATE, 3), "text": text})
-        position += len(pcm) + (reply if channel == 0 else gap)
-    name = "clinic_call_mulaw_8k"
-    write_wav(
-        HERE / f"{name}.wav",
-        Recording(Encoding.MULAW, RATE, 2, encode(stereo.reshape(-1), Encoding.MULAW)),
-    )
+    turns: list[Turn] = [(0, _words(names), text, reply) for names, text in CLINIC_CUSTOMER_TURNS]
+    turns.append((1, _trimmed(_pcm(ASTERISK / "goodbye.wav")), "Goodbye!", gap))
+    stereo, reference = _lay_out(turns)
     words = sorted({n for names, _ in CLINIC_CUSTOMER_TURNS for n in names})
     meta = {
         "description": "Two-channel 8 kHz G.711 mu-law call to a clinic's appointment line"
@@ -211,7 +202,7 @@ def build_clinic_call() -> None:
         },
         "reference": reference,
     }
-    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    _write_call("clinic_call_mulaw_8k", stereo, meta)
 
 
 def build_mono_call() -> None:

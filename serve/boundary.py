@@ -180,11 +180,11 @@ class PayloadBoundary:
         with self._in_flight(Stage.RECORDS), _translated(Stage.RECORDS):
             await self._recorder(RecordWrite(audit=events, write_id=uuid.uuid4().hex))
 
-    def call_ended(self, tenant: str, *call_names: str) -> None:
-        """Drop the call's cached data keys (by its id and its HMAC'd key)."""
+    def call_ended(self, tenant: str, call_key: str) -> None:
+        """Drop the call's cached data keys: payloads and records alike are bound to its
+        HMAC'd key (serve/sealed.py)."""
         if self._forget is not None:
-            for name in call_names:
-                self._forget(tenant, name)
+            self._forget(tenant, call_key)
 
     # -- a replica's side -----------------------------------------------------------
 

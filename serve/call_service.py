@@ -133,7 +133,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             async with self._audit_log_entries(identity, method, call_id):
                 yield
         finally:
-            self._boundary.call_ended(identity.tenant, call_id, self._telemetry.hasher(call_id))
+            self._boundary.call_ended(identity.tenant, self._telemetry.hasher(call_id))
 
     @contextlib.asynccontextmanager
     async def _audit_log_entries(self, identity: Identity, method: str, call_id: str):

@@ -28,10 +28,11 @@ class Dialogue:
         config: ConfideConfig,
         engine_factory: Callable[[DialogueConfig, str], DialogueEngine] = VllmEngine,
     ) -> None:
-        self._boundary = PayloadBoundary(
-            PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
-        )
         self._tracing = configure_process(config, "confide-dialogue")
+        codec = PayloadCodec.build(
+            config.keys, config.state_path, sealing_failure_counter(), self._tracing.hasher
+        )
+        self._boundary = PayloadBoundary(codec)
         self._model = Path(config.dialogue_model_dir).name
         self._engine = engine_factory(config.dialogue, str(config.dialogue_model_dir))
 

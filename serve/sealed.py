@@ -59,8 +59,11 @@ class PayloadCodec:
         keys: KeysConfig,
         state_dir: Path,
         on_failure: Callable[[str, str], None] | None = None,
+        call_key: Callable[[str], str] | None = None,
     ) -> PayloadCodec:
-        call_key = IdentifierHasher(telemetry_key(keys, state_dir))
+        """`call_key` defaults to the telemetry HMAC; a process that already holds it
+        (its Tracing's hasher) passes it, so the key is not opened through the KMS twice."""
+        call_key = call_key or IdentifierHasher(telemetry_key(keys, state_dir))
         if not keys.sealing:
             return cls(None, call_key, on_failure)
         sealer = Sealer(key_provider(keys, state_dir), data_keys=data_key_cache(keys))

@@ -26,10 +26,11 @@ class Transcriber:
         config: ConfideConfig,
         engine_factory: Callable[[TranscriberConfig], TranscriptionEngine] = WhisperEngine,
     ) -> None:
-        self._boundary = PayloadBoundary(
-            PayloadCodec.build(config.keys, config.state_path, sealing_failure_counter())
-        )
         self._tracing = configure_process(config, "confide-transcriber")
+        codec = PayloadCodec.build(
+            config.keys, config.state_path, sealing_failure_counter(), self._tracing.hasher
+        )
+        self._boundary = PayloadBoundary(codec)
         self._model = model_name(config.transcriber)
         self._metrics = TranscriberMetrics(self._tracing.hasher, self._model)
         self._engine = engine_factory(config.transcriber)

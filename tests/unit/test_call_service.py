@@ -268,10 +268,13 @@ async def _status_of(call: Awaitable) -> tuple[grpc.StatusCode, str]:
     return failure.value.code(), failure.value.details()
 
 
-async def _stream_status(calls, requests) -> tuple[grpc.StatusCode, list[pb.StreamCallResponse]]:
+def polite_stream_call(calls, requests, **options) -> grpc.aio.StreamStreamCall:
+    """A StreamCall that writes `requests` as Confide's client does: it waits for the
+    gateway to accept the call before writing on, and stops once the gateway ended the
+    call; otherwise grpcio reports its own INTERNAL instead of the status (grpc#36066,
+    see cluster/client.py)."""
+
     async def write():
-        # As Confide's client does: wait for the gateway to accept the call before
-        # writing on, and stop once it ended the call (grpc#36066, see cluster/client.py).
         for index, request in enumerate(requests):
             if call.done():
                 return
@@ -279,8 +282,13 @@ async def _stream_status(calls, requests) -> tuple[grpc.StatusCode, list[pb.Stre
             if index == 0:
                 await call.initial_metadata()
 
+    call = calls.StreamCall(write(), **options)
+    return call
+
+
+async def _stream_status(calls, requests) -> tuple[grpc.StatusCode, list[pb.StreamCallResponse]]:
     events = []
-    call = calls.StreamCall(write())
+    call = polite_stream_call(calls, requests)
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         async for event in call:
             events.append(event)

@@ -24,7 +24,7 @@ from cluster.client import aio_channel, stream_call
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
 from serve.sealed import PayloadCodec
-from tests.unit.test_call_service import Dialogue, Transcriber, serving
+from tests.unit.test_call_service import Dialogue, Transcriber, polite_stream_call, serving
 
 DOCUMENTED = {
     grpc.StatusCode.OK,
@@ -185,19 +185,7 @@ def _check(outcome: tuple[grpc.StatusCode, str], sent: set[str]) -> None:
 
 def _stream_call(gateway, requests: list[pb.StreamCallRequest]) -> None:
     async def send():
-        async def writer():
-            # As the README tells clients: wait for the gateway to accept the call after
-            # the first message, and stop writing once it ended the call; otherwise
-            # grpcio's client reports its own INTERNAL instead of the status (grpc#36066).
-            for index, request in enumerate(requests):
-                if call.done():
-                    return
-                yield request
-                if index == 0:
-                    await call.initial_metadata()
-
-        call = gateway.stub.StreamCall(writer(), timeout=20)
-        return await _status(call)
+        return await _status(polite_stream_call(gateway.stub, requests, timeout=20))
 
     sent = set().union(*(_strings(request) for request in requests)) if requests else set()
     _check(gateway.run(send()), sent)
