@@ -36,6 +36,7 @@ from serve.messages import (
 )
 from serve.records.codec import RecordCodec
 from serve.records.model import Entry, PlainWrite, RecordWrite
+from serve.replica_loss import Resubmission
 from serve.sealed import PayloadCodec
 from serve.telemetry import current_trace_context
 
@@ -60,7 +61,8 @@ class Stage(Enum):
     RECORDS = "records"
 
 
-# Checked in order: the first class an exception is an instance of decides.
+# Checked in order: the first class an exception is an instance of decides. A Confide
+# error (a turn's replicas lost, serve/replica_loss.py) keeps its own fixed message.
 _TRANSLATIONS: tuple[tuple[type[BaseException], type[ConfideError]], ...] = (
     (BackPressureError, ResourceExhausted),  # Serve's queue for the deployment is full
     (RayError, EngineUnavailable),  # a replica raised, died, or Ray lost the request
@@ -80,6 +82,8 @@ _MESSAGES: dict[tuple[Stage, type[ConfideError]], str] = {
 def translate(error: Exception, stage: Stage) -> ConfideError:
     """The Confide error for a failure at `stage`; its message is fixed, never the
     original's (only the original's type name is logged)."""
+    if isinstance(error, ConfideError):
+        return error
     for source, target in _TRANSLATIONS:
         if isinstance(error, source):
             return target(_MESSAGES[stage, target])
@@ -108,8 +112,13 @@ class PayloadBoundary:
         recorder: RecorderRemote | None = None,
         records: RecordCodec | None = None,
         forget: Callable[[str, str], None] | None = None,
+        resubmission: Resubmission | None = None,
     ) -> None:
         self._forget = forget
+        self._resubmission = resubmission or Resubmission()
+        self.turns_resent = 0
+        """Final turns sent again because their replica died (serve/replica_loss.py)."""
+        self.transcriptions_in_flight = 0
         self._codec = codec
         self._metrics = metrics
         self._transcriber = transcriber
@@ -140,14 +149,26 @@ class PayloadBoundary:
 
     # -- the gateway's side ---------------------------------------------------------
 
-    async def transcribe(self, turn: TurnAudio) -> TurnTranscript:
-        """A turn's transcript; raises only ConfideError."""
+    async def transcribe(self, turn: TurnAudio, final: bool = True) -> TurnTranscript:
+        """A turn's transcript; raises only ConfideError. A final turn is sent again
+        when its replica dies under it; an interim is not (the next one supersedes it)."""
         assert self._transcriber is not None, "a replica's boundary sends nothing"
         trace_context = current_trace_context()
-        with self._in_flight(Stage.TRANSCRIPTION), _translated(Stage.TRANSCRIPTION):
-            request = await asyncio.to_thread(self._codec.seal_turn, turn, trace_context)
-            sealed = await self._transcriber(request)
-            return await asyncio.to_thread(self._codec.open_transcript, sealed)
+        resubmission = self._resubmission if final else Resubmission()
+        self.transcriptions_in_flight += 1
+        try:
+            with self._in_flight(Stage.TRANSCRIPTION), _translated(Stage.TRANSCRIPTION):
+                request = await asyncio.to_thread(self._codec.seal_turn, turn, trace_context)
+                sealed = await resubmission.send(self._transcriber, request, self._resent)
+                return await asyncio.to_thread(self._codec.open_transcript, sealed)
+        finally:
+            self.transcriptions_in_flight -= 1
+
+    def _resent(self) -> None:
+        self.turns_resent += 1
+        logger.warning("a transcriber replica died under a turn; sending it again")
+        if self._metrics is not None:
+            self._metrics.turn_resent()
 
     async def reply(self, request: DialogueRequest) -> AsyncIterator[str]:
         """The agent's reply as text deltas; raises only ConfideError. Closing the

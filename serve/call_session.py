@@ -30,6 +30,7 @@ from serve.records.model import PlainWrite
 from serve.records.recording import CallRecording
 from serve.redaction import CallRedaction, Redaction, Ticket
 from serve.telemetry import GatewayTelemetry
+from serve.turn_taking import TurnTaking
 from serve.turns import Turn
 
 logger = confide_logger("confide.gateway")
@@ -46,8 +47,9 @@ flow control then stops the client. Finals are never skipped."""
 MAX_BUFFERED_EVENTS = 64
 """Events that may wait for a client that does not read them (serve/emitter.py)."""
 
-Transcribe = Callable[[TurnAudio], Awaitable[TurnTranscript]]
-"""A turn's transcript; raises only ConfideError (see serve/boundary.py)."""
+Transcribe = Callable[[TurnAudio, bool], Awaitable[TurnTranscript]]
+"""A turn's transcript (the flag: a final, not an interim); raises only ConfideError
+(see serve/boundary.py)."""
 Record = Callable[[PlainWrite], Awaitable[bytes]]
 """Seals and stores a record write, returning the call's sealed details; raises only
 ConfideError (see serve/boundary.py)."""
@@ -56,10 +58,10 @@ ConfideError (see serve/boundary.py)."""
 def error_event(call_id: str, error: ConfideError) -> pb.StreamCallResponse:
     error_id = uuid.uuid4().hex[:16]
     logger.warning("call error %s: %s", Plain(error_id), Plain(error.code.name))
-    return pb.StreamCallResponse(
-        call_id=call_id,
-        error=pb.CallError(code=error.code.name, message=str(error), error_id=error_id),
-    )
+    failure = pb.CallError(code=error.code.name, message=str(error), error_id=error_id)
+    if error.turn is not None:
+        failure.channel, failure.turn_index = error.turn
+    return pb.StreamCallResponse(call_id=call_id, error=failure)
 
 
 class CallSession:
@@ -106,6 +108,7 @@ class CallSession:
             CallRedaction(None, frozenset(), 0.0),
             RedactionPolicy(),
         )
+        self._turn_taking = TurnTaking()
         self._prompt_texts: dict[tuple[int, int], str] = {}
         """Redacted finals, by (channel, turn), for the dialogue prompt: the client may
         get raw text, the model never does."""
@@ -135,8 +138,11 @@ class CallSession:
                 self._redaction.speech_started(channel.index)
             if step.blip:
                 self._redaction.blip(channel.index)
-            if step.speech_started and channel.role == pb.SPEAKER_ROLE_CUSTOMER:
+            if _customer(channel.role) and step.speech_started:
+                self._turn_taking.speech_started(channel.index)
                 self._barge_in()
+            if _customer(channel.role) and step.blip:
+                self._reply_to(self._turn_taking.speech_stopped(channel.index))
             if step.interim is not None and self._emitter.backlog < INTERIM_SKIP_BACKLOG:
                 self._emitter.submit(self._interim(channel, step.interim))
 
@@ -168,6 +174,8 @@ class CallSession:
             final = channel.flush()
             if final is not None:
                 self._submit_final(channel, final)
+            if _customer(channel.role):  # no speech is under way across a pause
+                self._reply_to(self._turn_taking.speech_stopped(channel.index))
 
     async def wait_for_room(self) -> None:
         """Until the call's backlog of work to send is below MAX_BACKLOG."""
@@ -253,13 +261,20 @@ class CallSession:
     # -- agent replies ---------------------------------------------------------
 
     def _heard(self, segment: pb.TranscriptSegment) -> None:
-        if self._agent is None or not segment.is_final:
+        if not segment.is_final:
             return
-        text = self._prompt_texts.pop((segment.channel, segment.turn_index), segment.text)
-        self._agent.heard(segment.role, text)
-        if segment.role != pb.SPEAKER_ROLE_AGENT:
-            self._barge_in()
-            self._reply = self._emitter.stream(self._agent.reply(segment.turn_index))
+        if self._agent is not None:
+            text = self._prompt_texts.pop((segment.channel, segment.turn_index), segment.text)
+            self._agent.heard(segment.role, text)
+        if _customer(segment.role):
+            self._reply_to(self._turn_taking.final_heard(segment.turn_index))
+
+    def _reply_to(self, turn_index: int | None) -> None:
+        """Start the agent's reply to the customer's turn (serve/turn_taking.py says when)."""
+        if self._agent is None or turn_index is None:
+            return
+        self._barge_in()
+        self._reply = self._emitter.stream(self._agent.reply(turn_index))
 
     def _barge_in(self) -> None:
         """The customer speaks: cut the reply that is streaming, if any."""
@@ -272,6 +287,8 @@ class CallSession:
         self.turns += 1
         self._record_vad(channel, final)
         self._telemetry.metrics.turn(self._tenant, channel.role_name)
+        if _customer(channel.role):
+            self._turn_taking.final_cut(channel.index)
         ticket = self._redaction.reserve(channel.index)
         self._emitter.submit(self._final(channel, final.turn, time.perf_counter(), ticket))
 
@@ -292,7 +309,7 @@ class CallSession:
         span.end()
 
     async def _transcribe_traced(
-        self, channel: ChannelPipeline, turn: Turn, word_timestamps: bool
+        self, channel: ChannelPipeline, turn: Turn, final: bool
     ) -> TurnTranscript:
         """The transcription, in a span that the request carries to the transcriber."""
         with self._telemetry.tracer.start_as_current_span(
@@ -303,17 +320,17 @@ class CallSession:
                 "confide.channel": channel.index,
                 "confide.turn_index": turn.index,
                 "confide.audio_seconds": round(turn.end_seconds - turn.start_seconds, 3),
-                "confide.interim": not word_timestamps,
+                "confide.interim": not final,
             },
         ) as span:
             audio = TurnAudio(
                 float_to_pcm16(turn.audio),
                 self.setup.language,
-                word_timestamps,
+                final,  # word timings for finals only
                 self._tenant,
                 self.setup.call_id,
             )
-            result = await self._transcribe(audio)
+            result = await self._transcribe(audio, final)
             span.set_attributes(
                 {"confide.words": len(result.words), "confide.text_chars": len(result.text)}
             )
@@ -323,12 +340,15 @@ class CallSession:
         self, channel: ChannelPipeline, turn: Turn, ended_at: float, ticket: Ticket
     ) -> tuple[Event, ...]:
         try:
-            result = await self._transcribe_traced(channel, turn, word_timestamps=True)
+            result = await self._transcribe_traced(channel, turn, final=True)
         except ConfideError as error:
             await self._redaction.final(ticket, ())  # keeps the channel's order
+            error.turn = (channel.index, turn.index)
+            self._came_to_nothing(channel)
             return (error,)
         redaction = await self._redacted(channel, turn, ticket, result)
         if not result.text:
+            self._came_to_nothing(channel)
             return ()
         self.final_segments += 1
         redacted = self._segment(channel, turn, _masked(result, redaction), True, 1.0)
@@ -367,9 +387,14 @@ class CallSession:
             )
             return redaction
 
+    def _came_to_nothing(self, channel: ChannelPipeline) -> None:
+        """A customer final that yields no segment is no longer awaited for a reply."""
+        if _customer(channel.role):
+            self._reply_to(self._turn_taking.final_heard(None))
+
     async def _interim(self, channel: ChannelPipeline, turn: Turn) -> tuple[Event, ...]:
         try:
-            result = await self._transcribe_traced(channel, turn, word_timestamps=False)
+            result = await self._transcribe_traced(channel, turn, final=False)
         except ConfideError:
             return ()  # an interim is an optimisation; the final reports failures
         finally:
@@ -438,3 +463,8 @@ def _final_reply(event: Event) -> bool:
         and event.HasField("agent_reply")
         and event.agent_reply.is_final
     )
+
+
+def _customer(role: int) -> bool:
+    """Any speaker but the agent: their finals get replies, their speech barges in."""
+    return role != pb.SPEAKER_ROLE_AGENT

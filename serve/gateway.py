@@ -27,6 +27,7 @@ from serve.metrics import sealing_failure_counter
 from serve.records.codec import RecordCodec
 from serve.records.model import RecordWrite
 from serve.redaction import Redactor
+from serve.replica_loss import Resubmission
 from serve.sealed import PayloadCodec
 from serve.server import RunningServer, start_server
 from serve.telemetry import GatewayTelemetry, configure_process
@@ -73,7 +74,9 @@ class Gateway:
             recorder=self._record if records is not None else None,
             records=RecordCodec(sealer) if records is not None else None,
             forget=sealer.forget,
+            resubmission=Resubmission.of(config.transcriber),
         )
+        self._boundary = boundary
         # spaCy takes seconds to load: off the event loop, once per replica
         redactor = (
             await asyncio.to_thread(Redactor, config.redaction.spacy_model)
@@ -114,6 +117,13 @@ class Gateway:
 
     async def calls_handled(self) -> int:
         return self._running.service.calls_handled
+
+    async def turns_resent(self) -> int:
+        """Final turns sent again because their transcriber replica died."""
+        return self._boundary.turns_resent
+
+    async def transcriptions_in_flight(self) -> int:
+        return self._boundary.transcriptions_in_flight
 
     async def check_health(self) -> None:
         """Raise unless the mTLS port still accepts connections (Serve then restarts us)."""

@@ -60,6 +60,10 @@ class GatewayMetrics:
             description="Hypotheses delivered fully masked because redaction failed.",
             tag_keys=("tenant",),
         )
+        self._turns_resent = metrics.Counter(
+            "confide_turns_resent",
+            description="Final turns sent again because their transcriber replica died.",
+        )
         self._in_flight = {"transcription": 0, "dialogue": 0, "records": 0}
 
     def _tags(self, **labels: str) -> dict[str, str]:
@@ -76,6 +80,9 @@ class GatewayMetrics:
 
     def turn(self, tenant: str, role: str) -> None:
         self._turns.inc(tags=self._tags(tenant=tenant, role=role))
+
+    def turn_resent(self) -> None:
+        self._turns_resent.inc()
 
     def final_latency(self, tenant: str, seconds: float) -> None:
         self._final_latency.observe(seconds, tags=self._tags(tenant=tenant))

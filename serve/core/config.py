@@ -294,6 +294,14 @@ class TranscriberConfig(_ReplicaScaling):
     """Requests queued per replica; beyond, callers wait in the handle's queue."""
     interim_interval_seconds: Annotated[float, Field(ge=0.2)] = 1.0
     """How often a growing turn is re-transcribed for interim results."""
+    resubmit_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    """Sends of one final turn while replicas die under it (a killed worker, a lost
+    node): the gateway keeps the sealed turn and sends it again (serve/replica_loss.py).
+    1 turns resending off. Interims are never resent."""
+    replica_loss_deadline_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """After a replica died under a final turn, how long the turn may wait for a live
+    replica (with one replica: Serve's replacement) before the call gets an UNAVAILABLE
+    error event naming the turn, and goes on."""
 
     @model_validator(mode="after")
     def _gpu_matches_device(self) -> TranscriberConfig:

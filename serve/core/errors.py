@@ -22,6 +22,8 @@ class ConfideError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     error_id: str | None = None
     """Set when the error was already reported under an id (e.g. as a call event)."""
+    turn: tuple[int, int] | None = None
+    """(channel, turn index) when the error is one turn's: its final was not made."""
 
 
 class InvalidArgument(ConfideError):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorDiedError, RayActorError, RayError
 from ray.serve.exceptions import BackPressureError
 
 from cluster.client import aio_channel, audio_format, call_requests, stream_call
@@ -44,6 +44,7 @@ from serve.records.model import RecordWrite
 from serve.records.recorder import RecordWriter
 from serve.records.spool import Spool
 from serve.records.store import open_store
+from serve.replica_loss import Resubmission
 from serve.sealed import PayloadCodec
 from serve.server import RunningServer, start_server
 from serve.telemetry import GatewayTelemetry
@@ -168,7 +169,12 @@ async def serving(
     sealer = Sealer(key_provider(config.keys, config.state_path))
     records = RecordCodec(sealer) if recorder is not None else None
     boundary = PayloadBoundary(
-        codec, transcriber=transcriber, dialogue=dialogue, recorder=recorder, records=records
+        codec,
+        transcriber=transcriber,
+        dialogue=dialogue,
+        recorder=recorder,
+        records=records,
+        resubmission=Resubmission.of(config.transcriber),
     )
     if redactor is None:  # these tests are not about redaction
         config = config.with_overrides(redaction={"enabled": False})
@@ -403,7 +409,7 @@ def test_calls_beyond_the_limit_are_resource_exhausted(config, test_pki, codec, 
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        pytest.param(RayActorError(), "UNAVAILABLE", id="replica-died"),
+        pytest.param(RayError(), "UNAVAILABLE", id="ray-lost-the-request"),
         pytest.param(
             BackPressureError(num_queued_requests=8, max_queued_requests=8),
             "RESOURCE_EXHAUSTED",
@@ -432,6 +438,78 @@ def test_a_failed_turn_is_an_error_event_and_the_call_goes_on(
     failure = result.events[1].error
     assert failure.code == code and len(failure.error_id) == 16
     assert "ill disposed" not in failure.message  # never the engine's text
+
+
+def test_a_final_whose_replica_died_is_sent_again_and_nothing_is_lost(
+    config, test_pki, codec, mono_recording
+):
+    """The replica of the second turn dies under it (Ray raises ActorDiedError at the
+    gateway): the gateway sends the same sealed turn again; every final arrives, in order."""
+    recording = speech_then_silence(mono_recording, 3)
+    transcriber = Transcriber(codec, fail=lambda n: ActorDiedError() if n == 1 else None)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (running, calls):
+            result = await stream_call(calls, recording, ["customer"], realtime=False)
+            return result, running.service
+
+    result, service = run(scenario())
+    assert [e.WhichOneof("event") for e in result.events] == ["transcript"] * 3 + ["summary"]
+    assert [s.turn_index for s in result.finals] == [0, 1, 2]
+    assert transcriber.started == 4 and service._boundary.turns_resent == 1  # turn 1 twice
+
+
+@pytest.mark.parametrize(
+    ("overrides", "delay"),
+    [
+        pytest.param({"resubmit_attempts": 3}, 0.0, id="tries-run-out"),
+        pytest.param({"replica_loss_deadline_seconds": 0.5}, 5.0, id="deadline-passes"),
+    ],
+)
+def test_a_turn_no_live_replica_takes_is_an_error_event_naming_it(
+    config, test_pki, codec, mono_recording, overrides, delay
+):
+    """Replicas keep dying under turn 1 (or the resent turn finds no live replica before
+    the deadline): that turn gets an UNAVAILABLE event naming its channel and turn, the
+    turns around it are delivered, and the call ends OK."""
+    config = config.with_overrides(transcriber=overrides)
+    died = {1} if delay else {1, 2, 3}  # sends 1-3 are turn 1's three tries
+
+    def fail(n):
+        return ActorDiedError() if n in died else None
+
+    transcriber = Transcriber(codec, fail=fail, delay=lambda n: delay if n == 2 else 0.0)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (_running, calls):
+            return await stream_call(calls, recording, ["customer"], realtime=False)
+
+    recording = speech_then_silence(mono_recording, 3)
+    result = run(scenario())
+    kinds = [e.WhichOneof("event") for e in result.events]
+    assert kinds == ["transcript", "error", "transcript", "summary"]
+    error = result.events[1].error
+    assert error.code == "UNAVAILABLE" and "replica was lost" in error.message
+    assert (error.channel, error.turn_index) == (0, 1)
+    assert error.HasField("turn_index")
+    assert [s.turn_index for s in result.finals] == [0, 2]
+
+
+def test_an_interim_whose_replica_died_is_not_sent_again(config, test_pki, codec, mono_recording):
+    transcriber = Transcriber(codec, fail=lambda n: ActorDiedError() if n == 0 else None)
+    recording = speech_then_silence(mono_recording, 1)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber) as (running, calls):
+            result = await stream_call(
+                calls, recording, ["customer"], realtime=False, interim_results=True
+            )
+            return result, running
+
+    result, running = run(scenario())
+    assert [s.turn_index for s in result.finals] == [0]  # send 0 was the turn's interim
+    assert not any(e.HasField("error") for e in result.events)
+    assert transcriber.started >= 2 and running.service._boundary.turns_resent == 0
 
 
 def test_transcribe_fails_with_the_turns_status(config, test_pki, codec, mono_recording):
@@ -563,6 +641,30 @@ def test_the_customer_barging_in_cuts_the_reply(config, test_pki, codec, mono_re
     assert dialogue.cut_short >= 1
     assert [s.text for s in finals(events)] == ["turn 0", "turn 1"]
     assert events[-1].HasField("summary")
+
+
+def test_a_late_final_never_cuts_a_reply_as_a_barge_in(config, test_pki, codec, mono_recording):
+    """Turn 0's final comes 3 s late (its replica died and it was sent again, say) while
+    turn 1, spoken after it, is already transcribed: the agent answers once, after turn
+    1, with both turns in its prompt; no reply is cut as if the customer barged in."""
+    transcriber = Transcriber(codec, delay=lambda n: 3.0 if n == 0 else 0.0)
+    dialogue = Dialogue(codec, deltas=tuple(f" w{i}" for i in range(5)), pace=0.05)
+    recording = speech_then_silence(mono_recording, 2)
+
+    async def scenario():
+        async with serving(config, test_pki, codec, transcriber, dialogue) as (running, calls):
+            result = await stream_call(
+                calls, recording, ["customer"], realtime=False, agent_replies=True
+            )
+            await wait_until_idle(running)
+            return result
+
+    result = run(scenario())
+    replies = [
+        e.agent_reply for e in result.events if e.HasField("agent_reply") and e.agent_reply.is_final
+    ]
+    assert [(r.turn_index, r.interrupted) for r in replies] == [(1, False)]
+    assert [text for _role, text in dialogue.prompts[0].turns] == ["turn 0", "turn 1"]
 
 
 # -- failure paths that used to hang ------------------------------------------------------

@@ -136,14 +136,18 @@ class TranscriptSegment(_message.Message):
     def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[SpeakerRole, str]] = ..., text: _Optional[str] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., turn_index: _Optional[int] = ...) -> None: ...
 
 class CallError(_message.Message):
-    __slots__ = ("code", "message", "error_id")
+    __slots__ = ("code", "message", "error_id", "channel", "turn_index")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     error_id: str
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., error_id: _Optional[str] = ...) -> None: ...
+    channel: int
+    turn_index: int
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., error_id: _Optional[str] = ..., channel: _Optional[int] = ..., turn_index: _Optional[int] = ...) -> None: ...
 
 class CallSummary(_message.Message):
     __slots__ = ("audio_seconds", "final_segments", "turns", "recorded", "paused_seconds", "dtmf_events", "redacted_entities")
