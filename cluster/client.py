@@ -67,21 +67,27 @@ def call_requests(
     chunk_ms: int = 20,
     agent_replies: bool = False,
     record: bool | None = None,
+    resume: pb.CallResume | None = None,
 ) -> Iterator[tuple[float, pb.StreamCallRequest]]:
     """(call time at which the request is ready, request): config, chunks, end.
 
     A live source has a chunk only once its last sample is captured, so each chunk is
-    ready at its end offset."""
+    ready at its end offset. With `resume` (a drained call's CallResume), the config
+    carries its token and the audio starts at its offset."""
     config = pb.CallConfig(
         call_id=call_id or uuid.uuid4().hex,
         audio=audio_format(recording, roles),
         interim_results=interim_results,
         agent_replies=agent_replies,
         record=record,
+        resume_token=resume.token if resume is not None else b"",
     )
-    yield 0.0, pb.StreamCallRequest(config=config)
+    first = 0
+    if resume is not None:
+        first = round(resume.audio_offset_seconds * recording.sample_rate) * recording.frame_bytes
+    yield first / recording.frame_bytes / recording.sample_rate, pb.StreamCallRequest(config=config)
     step = recording.frame_bytes * recording.sample_rate * chunk_ms // 1000
-    for start in range(0, len(recording.data), step):
+    for start in range(first, len(recording.data), step):
         chunk = recording.data[start : start + step]
         ready = (start + len(chunk)) / recording.frame_bytes / recording.sample_rate
         yield ready, pb.StreamCallRequest(audio=pb.AudioChunk(data=chunk))
@@ -114,6 +120,10 @@ class CallResult:
         ]
 
 
+RESUME_ATTEMPTS = 5
+"""Tries to resume a drained call while no gateway takes it yet (each waits for one)."""
+
+
 async def stream_call(
     stub: call_pb2_grpc.CallServiceStub,
     recording: Recording,
@@ -128,32 +138,63 @@ async def stream_call(
 ) -> CallResult:
     """Stream a recording (paced in real time unless told otherwise); collect events.
 
-    on_event gets each event and the seconds of call audio sent when it arrived.
+    When a draining gateway ends the call with a CallResume, the call is resumed: a new
+    StreamCall (it waits for a gateway to take it) with the token, sending the audio
+    from the resume offset on, paced on the call's clock. `result.events` holds every
+    segment's events. on_event gets each event and the seconds of call audio sent when
+    it arrived.
     """
-    requests = list(
-        call_requests(recording, roles, call_id, interim_results, chunk_ms, agent_replies, record)
-    )
-    result = CallResult(call_id=requests[0][1].config.call_id)
-    started = time.monotonic()
-    sent_seconds = 0.0
+    call_id = call_id or uuid.uuid4().hex
+    result = CallResult(call_id=call_id)
+    pacer = _Pacer(time.monotonic(), realtime)
+    resume: pb.CallResume | None = None
+    attempts = 0
+    while True:
+        requests = call_requests(
+            recording, roles, call_id, interim_results, chunk_ms, agent_replies, record, resume
+        )
+        pacer.call = stub.StreamCall(pacer.paced(requests), wait_for_ready=resume is not None)
+        received = 0
+        try:
+            async for event in pacer.call:
+                received += 1
+                result.events.append(event)
+                if event.HasField("resume"):
+                    resume, attempts = event.resume, 0
+                if on_event is not None:
+                    on_event(event, pacer.sent_seconds)
+            return result
+        except grpc.aio.AioRpcError as error:
+            resumable = resume is not None and error.code() == grpc.StatusCode.UNAVAILABLE
+            ended_by_drain = received and result.events[-1].HasField("resume")
+            attempts += 1
+            if not resumable or (received and not ended_by_drain) or attempts > RESUME_ATTEMPTS:
+                raise
+            if not received:  # no gateway took the resumed call yet (one was draining)
+                await asyncio.sleep(0.5 * attempts)
 
-    async def paced() -> AsyncIterator[pb.StreamCallRequest]:
-        nonlocal sent_seconds
+
+@dataclass
+class _Pacer:
+    """Writes a call's requests on the call's clock, across its segments."""
+
+    started: float
+    realtime: bool
+    call: grpc.aio.StreamStreamCall | None = None
+    sent_seconds: float = 0.0
+
+    async def paced(
+        self, requests: Iterator[tuple[float, pb.StreamCallRequest]]
+    ) -> AsyncIterator[pb.StreamCallRequest]:
         for index, (seconds, request) in enumerate(requests):
-            delay = started + seconds - time.monotonic() if realtime else 0
+            delay = self.started + seconds - time.monotonic() if self.realtime else 0
             await asyncio.sleep(max(delay, 0))
-            if call.done():
+            assert self.call is not None
+            if self.call.done():
                 # The server ended the call (e.g. refused it). Writing on would make
                 # grpcio report INTERNAL instead of the server's status (grpc#36066).
                 return
-            sent_seconds = seconds
+            self.sent_seconds = seconds
             yield request
             if index == 0:
-                await call.initial_metadata()  # the gateway accepted the call config
-
-    call = stub.StreamCall(paced())
-    async for event in call:
-        result.events.append(event)
-        if on_event is not None:
-            on_event(event, sent_seconds)
-    return result
+                await self.call.initial_metadata()  # the gateway accepted the call config

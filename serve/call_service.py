@@ -24,6 +24,7 @@ from confide.v1 import call_pb2_grpc
 from serve.access.identity import Identity, peer_identity
 from serve.audit import Actor, AuditEvent, events
 from serve.boundary import PayloadBoundary
+from serve.call_resume import CALL_START, CallProgress, ResumeTokens
 from serve.call_session import CallSession, Record
 from serve.call_setup import CallSetup, parse_setup
 from serve.core.allowlist import Plain, confide_logger
@@ -35,9 +36,10 @@ from serve.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
+    Unavailable,
 )
 from serve.messages import DialogueRequest
-from serve.records.recording import CallRecording
+from serve.records.recording import CallCounts, CallRecording
 from serve.redaction import CallRedaction, Redactor
 from serve.rpc_errors import RpcOutcome, status_on_error
 from serve.telemetry import GatewayTelemetry
@@ -88,6 +90,13 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         self._english_only = model_name(config.transcriber).endswith(".en")
         self._active_calls = 0
         self._calls_by_tenant: Counter[str] = Counter()
+        self._resume_tokens = ResumeTokens(self._telemetry.hasher)
+        self._live: set[CallSession] = set()
+        """StreamCalls reading audio; a drain ends them (their readers are in _readers)."""
+        self._readers: dict[CallSession, asyncio.Task] = {}
+        self._no_live_calls = asyncio.Event()
+        self._no_live_calls.set()
+        self._draining = False
         self.calls_handled = 0
         """Calls that passed authorization (tests prove refused peers never get here)."""
 
@@ -95,8 +104,23 @@ class CallService(call_pb2_grpc.CallServiceServicer):
     def active_calls(self) -> int:
         return self._active_calls
 
+    async def drain(self, grace: float, finalise: float) -> None:
+        """Take no new calls; let live StreamCalls run for `grace` seconds, then end
+        each: stop reading its audio, finalise its open turns, send everything, and end
+        it UNAVAILABLE after a CallResume (for up to `finalise` seconds more)."""
+        self._draining = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_live_calls.wait(), grace)
+        for session in list(self._live):
+            self._readers[session].cancel()
+            session.drain()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_live_calls.wait(), finalise)
+
     @contextlib.contextmanager
     def _admit(self, rpc: _Rpc):
+        if self._draining:
+            raise Unavailable("the gateway is restarting; reconnect")
         tenant_limit = self._config.tenant(rpc.tenant).max_concurrent_calls
         if self._active_calls >= self._config.gateway.max_concurrent_calls:
             raise ResourceExhausted("gateway is at its concurrent call limit; retry later")
@@ -229,17 +253,29 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         reader = asyncio.create_task(self._read(session, request_iterator))
         limit = self._config.gateway.max_call_seconds
         overlong = asyncio.get_running_loop().call_later(limit, _end_overlong, session, reader)
+        self._live.add(session)
+        self._readers[session] = reader
+        self._no_live_calls.clear()
         async with _recording_end(session):
             try:
                 async with contextlib.aclosing(session.events()) as events:
                     async for event in events:
                         yield event
                 await asyncio.wait({reader})
-                if not reader.cancelled():  # cancelled: the call ran too long (see above)
+                if not reader.cancelled():  # cancelled: too long, or drained (see above)
                     reader.result()  # raises what broke the reader, after the backlog
             finally:
                 overlong.cancel()
                 reader.cancel()
+                self._live.discard(session)
+                self._readers.pop(session, None)
+                if not self._live:
+                    self._no_live_calls.set()
+            if session.drained:
+                token = self._resume_tokens.issue(
+                    rpc.tenant, session.setup.call_id, session.progress()
+                )
+                yield session.resume_event(token)
             if session.rejected is not None:
                 raise session.rejected
         summary = session.summary()
@@ -259,6 +295,12 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             self._english_only,
         )
         _record_setup(rpc, setup)
+        progress = CALL_START
+        if config.resume_token:
+            progress = self._resume_tokens.read(
+                config.resume_token, tenant, setup.call_id, len(setup.roles)
+            )
+        rpc.span.set_attribute("confide.segment", progress.segment)
         return CallSession(
             setup,
             self._config,
@@ -272,8 +314,10 @@ class CallService(call_pb2_grpc.CallServiceServicer):
                 setup,
                 config.record if config.HasField("record") else None,
                 config.training_consent,
+                progress=progress,
             ),
             self._call_redaction(tenant),
+            progress,
         )
 
     def _call_redaction(self, tenant: str) -> tuple[CallRedaction, RedactionPolicy]:
@@ -289,6 +333,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         asked: bool | None,
         consent: bool,
         rpc_method: str = "StreamCall",
+        progress: CallProgress = CALL_START,
     ) -> tuple[CallRecording, Record] | None:
         """The call's record, when the tenant records calls, the client did not turn it
         off, and sealing is on (records are only ever stored sealed)."""
@@ -306,7 +351,16 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             "dialogue_model": self._config.dialogue_model_dir.name if setup.agent_replies else None,
         }
         call_key = self._telemetry.hasher(setup.call_id)
-        return CallRecording(tenant, call_key, details, consent), self._boundary.record
+        counts = CallCounts(
+            progress.turns,
+            progress.final_segments,
+            progress.agent_replies,
+            progress.audio_offset_seconds,
+        )
+        recording = CallRecording(
+            tenant, call_key, details, consent, started_at=progress.started_at, counts=counts
+        )
+        return recording, self._boundary.record
 
     @staticmethod
     async def _read(

@@ -18,11 +18,12 @@ from opentelemetry.trace import SpanKind
 
 from confide.v1 import call_pb2 as pb
 from serve.agent import AgentReplies, Event, ReplyStream
+from serve.call_resume import CALL_START, CallProgress
 from serve.call_setup import CallSetup
 from serve.core.allowlist import Plain, confide_logger
 from serve.core.audio import float_to_pcm16
 from serve.core.config import ConfideConfig, RedactionPolicy
-from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument
+from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument, Unavailable
 from serve.emitter import OrderedEmitter
 from serve.messages import TurnAudio, TurnTranscript
 from serve.pipeline import CallAudio, ChannelPipeline, FinalTurn
@@ -79,8 +80,11 @@ class CallSession:
         tenant: str = "",
         recording: tuple[CallRecording, Record] | None = None,
         redaction: tuple[CallRedaction, RedactionPolicy] | None = None,
+        progress: CallProgress = CALL_START,
     ) -> None:
         self.setup = setup
+        self._progress = progress
+        """Where the call stood when this segment began (serve/call_resume.py)."""
         self._tenant = tenant
         self._max_chunk_bytes = config.gateway.max_chunk_bytes
         self._transcribe = transcribe
@@ -112,13 +116,15 @@ class CallSession:
         self._prompt_texts: dict[tuple[int, int], str] = {}
         """Redacted finals, by (channel, turn), for the dialogue prompt: the client may
         get raw text, the model never does."""
-        self._paused = False
-        self.paused_seconds = 0.0
-        self.dtmf_events = 0
-        self.final_segments = 0
-        self.turns = 0
+        self._paused = progress.paused
+        self.paused_seconds = progress.paused_seconds
+        self.dtmf_events = progress.dtmf_events
+        self.final_segments = progress.final_segments
+        self.turns = progress.turns
         self.rejected: ConfideError | None = None
         """Set when input was refused; the call ends with its status after the backlog."""
+        self.drained = False
+        """Ended by a draining gateway: the client gets a CallResume before the status."""
 
     # -- input ---------------------------------------------------------------
 
@@ -190,6 +196,55 @@ class CallSession:
         self.rejected = error
         self.finish()
 
+    def drain(self) -> None:
+        """The gateway is going away: finalise the open turns, deliver everything, then
+        end UNAVAILABLE after a CallResume (the caller stops reading audio first)."""
+        self.drained = True
+        self.fail(Unavailable("the gateway is restarting; reconnect and resume the call"))
+
+    def progress(self) -> CallProgress:
+        """Where the call stands now: what its next segment starts from."""
+        recorded = self._recording[0].counts.agent_replies if self._recording else 0
+        return CallProgress(
+            segment=self._progress.segment + 1,
+            audio_offset_seconds=round(self.audio_seconds, 6),
+            next_turn_index=tuple(
+                self._progress.first_turn_index(channel.index) + channel.turns_ended
+                for channel in self._audio.channels
+            ),
+            turns=self.turns,
+            final_segments=self.final_segments,
+            agent_replies=recorded,
+            dtmf_events=self.dtmf_events,
+            paused_seconds=round(self.paused_seconds, 6),
+            redacted_entities=self._redacted_entities,
+            paused=self._paused,
+            started_at=self._recording[0].started_at if self._recording else None,
+        )
+
+    def resume_event(self, token: bytes) -> pb.StreamCallResponse:
+        return pb.StreamCallResponse(
+            call_id=self.setup.call_id,
+            resume=pb.CallResume(
+                token=token,
+                audio_offset_seconds=round(self.audio_seconds, 6),
+                segment=self._progress.segment,
+            ),
+        )
+
+    @property
+    def audio_seconds(self) -> float:
+        """Call audio read so far, this segment and the earlier ones."""
+        return self._progress.audio_offset_seconds + self._audio.seconds_decoded
+
+    @property
+    def _redacted_entities(self) -> int:
+        return self._progress.redacted_entities + sum(self._redaction.tally.entities.values())
+
+    def _turn_index(self, channel: ChannelPipeline, turn: Turn) -> int:
+        """The turn's index in the call (segments go on from the earlier ones')."""
+        return self._progress.first_turn_index(channel.index) + turn.index
+
     # -- output --------------------------------------------------------------
 
     @property
@@ -220,7 +275,7 @@ class CallSession:
         assert self._recording is not None
         counts = self._recording[0].counts
         counts.turns, counts.final_segments = self.turns, self.final_segments
-        counts.audio_seconds = self._audio.seconds_decoded
+        counts.audio_seconds = self.audio_seconds
         return self._recording[0]
 
     async def _record(self, write: PlainWrite) -> ConfideError | None:
@@ -243,13 +298,13 @@ class CallSession:
         return pb.StreamCallResponse(
             call_id=self.setup.call_id,
             summary=pb.CallSummary(
-                audio_seconds=round(self._audio.seconds_decoded, 3),
+                audio_seconds=round(self.audio_seconds, 3),
                 final_segments=self.final_segments,
                 turns=self.turns,
                 recorded=self.recorded,
                 paused_seconds=round(self.paused_seconds, 3),
                 dtmf_events=self.dtmf_events,
-                redacted_entities=sum(self._redaction.tally.entities.values()),
+                redacted_entities=self._redacted_entities,
             ),
         )
 
@@ -343,7 +398,7 @@ class CallSession:
             result = await self._transcribe_traced(channel, turn, final=True)
         except ConfideError as error:
             await self._redaction.final(ticket, ())  # keeps the channel's order
-            error.turn = (channel.index, turn.index)
+            error.turn = (channel.index, self._turn_index(channel, turn))
             self._came_to_nothing(channel)
             return (error,)
         redaction = await self._redacted(channel, turn, ticket, result)
@@ -353,7 +408,9 @@ class CallSession:
         self.final_segments += 1
         redacted = self._segment(channel, turn, _masked(result, redaction), True, 1.0)
         if self._agent is not None:
-            self._prompt_texts[(channel.index, turn.index)] = redacted.transcript.text
+            self._prompt_texts[(channel.index, self._turn_index(channel, turn))] = (
+                redacted.transcript.text
+            )
         failure = None
         if self._recording is not None:
             failure = await self._record(self._counted().segment(redacted.transcript))
@@ -414,7 +471,8 @@ class CallSession:
         is_final: bool,
         stability: float,
     ) -> pb.StreamCallResponse:
-        offset = turn.start_seconds
+        earlier = self._progress.audio_offset_seconds  # the call's timeline, all segments
+        offset = earlier + turn.start_seconds
         return pb.StreamCallResponse(
             call_id=self.setup.call_id,
             transcript=pb.TranscriptSegment(
@@ -422,7 +480,7 @@ class CallSession:
                 role=channel.role,
                 text=result.text,
                 start_seconds=round(offset, 3),
-                end_seconds=round(turn.end_seconds, 3),
+                end_seconds=round(earlier + turn.end_seconds, 3),
                 words=[
                     pb.WordInfo(
                         word=w.word,
@@ -434,7 +492,7 @@ class CallSession:
                 ],
                 is_final=is_final,
                 stability=stability,
-                turn_index=turn.index,
+                turn_index=self._turn_index(channel, turn),
             ),
         )
 

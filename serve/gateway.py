@@ -56,6 +56,7 @@ class Gateway:
         self._dialogue = dialogue
         self._records = records
         self._config = config
+        self._drained: asyncio.Future | None = None
         self._tracing = configure_process(config, "confide-gateway")
         self._telemetry = GatewayTelemetry.of(self._tracing)
         provider = key_provider(config.keys, config.state_path)
@@ -138,8 +139,19 @@ class Gateway:
         writer.close()
         await writer.wait_closed()
 
+    async def drain(self) -> None:
+        """Drain this replica (serve/server.py): what Serve's graceful shutdown does in
+        __del__, callable first so that `confide down` can drain the gateways while
+        the transcribers still run."""
+        if self._drained is None:
+            gateway = self._config.gateway
+            self._drained = asyncio.ensure_future(
+                self._running.stop(gateway.shutdown_grace_seconds, gateway.drain_finalise_seconds)
+            )
+        await asyncio.shield(self._drained)
+
     async def __del__(self) -> None:
-        await self._running.stop(self._config.gateway.shutdown_grace_seconds)
+        await self.drain()
         self._tracing.shutdown()
 
 
@@ -150,4 +162,8 @@ def serve_options(config: GatewayConfig) -> dict:
         "ray_actor_options": {"num_cpus": config.num_cpus, "resources": config.ray_resources},
         # Serve's own request queue is not on the call path (gRPC is), so keep it small.
         "max_ongoing_requests": 16,
+        # Room for the drain (Gateway.drain) before Serve kills the replica.
+        "graceful_shutdown_timeout_s": config.shutdown_grace_seconds
+        + config.drain_finalise_seconds
+        + 5,
     }

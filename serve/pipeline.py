@@ -79,6 +79,11 @@ class ChannelPipeline:
         turn = self._segmenter.flush()
         return None if turn is None else self._final(turn)
 
+    @property
+    def turns_ended(self) -> int:
+        """Turns the VAD has ended on this channel (the next turn's index)."""
+        return self._segmenter.turns_ended
+
     def interim_done(self) -> None:
         self._interim_in_flight = False
 

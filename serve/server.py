@@ -3,6 +3,7 @@ are on), standard health and reflection; every RPC through the access intercepto
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import grpc
@@ -49,9 +50,15 @@ class RunningServer:
     service: CallService
     health: health.aio.HealthServicer
 
-    async def stop(self, grace: float) -> None:
+    async def stop(self, grace: float, finalise: float = 0.0) -> None:
+        """Drain: health NOT_SERVING, no new RPCs (gRPC sends GOAWAY and closes the
+        port), live calls run for `grace` seconds, then are ended with a CallResume once
+        their open turns are finalised (`finalise` seconds at most); whatever is still
+        running after that is cancelled."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        stopping = asyncio.create_task(self.server.stop(grace + finalise))
+        await self.service.drain(grace, finalise)
+        await stopping
 
 
 def server_options(config: ConfideConfig) -> list[tuple[str, int]]:

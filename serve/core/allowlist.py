@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import grpc
 
 from serve.core.config import ENTITY_TYPES
+from serve.core.signed_tokens import SignedTokens
 
 REDACTED = "[redacted]"
 HMAC_PREFIX = "hmac-sha256:"
@@ -37,6 +38,11 @@ class IdentifierHasher:
     def __call__(self, value: str) -> str:
         digest = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
         return HMAC_PREFIX + digest
+
+    def signed_tokens(self, purpose: str) -> SignedTokens:
+        """Tokens signed under a key derived from this one for `purpose`: every process
+        holding the telemetry key (every gateway replica) can read them back."""
+        return SignedTokens(self._key, purpose)
 
 
 # -- attribute rules ------------------------------------------------------------------
@@ -103,6 +109,7 @@ SPAN_ATTRIBUTES: dict[str, Rule] = {
     "confide.role": enum({"customer", "agent", "unspecified"}),
     "confide.turn_index": NUMBER,
     "confide.turns": NUMBER,
+    "confide.segment": NUMBER,
     "confide.final_segments": NUMBER,
     "confide.audio_seconds": NUMBER,
     "confide.speech_seconds": NUMBER,

@@ -214,7 +214,11 @@ class GatewayConfig(_Strict):
     keepalive_min_ping_seconds: Annotated[float, Field(gt=0)] = 10.0
     """A client pinging more often than this is disconnected (keepalive enforcement)."""
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
-    """How long in-flight calls may finish when the gateway stops."""
+    """How long live calls may go on when the gateway drains (a stop, a redeploy)
+    before each is ended with a CallResume that the client resumes elsewhere."""
+    drain_finalise_seconds: Annotated[float, Field(gt=0)] = 15.0
+    """After that grace, how long the drained calls' open turns may take to be
+    transcribed and sent before the gateway stops regardless."""
     ray_resources: dict[str, float] = {}
     """Custom Ray resources the gateway's node must offer: pin it to the node that the
     load balancer sends traffic to (KubeRay: the head pod)."""

@@ -26,8 +26,16 @@ class CallCounts:
 
 class CallRecording:
     def __init__(
-        self, tenant: str, call_key: str, details: dict, consent: bool = False, clock=time.time
+        self,
+        tenant: str,
+        call_key: str,
+        details: dict,
+        consent: bool = False,
+        clock=time.time,
+        started_at: float | None = None,
+        counts: CallCounts | None = None,
     ) -> None:
+        """`started_at` and `counts`: a resumed call's, from its earlier segments."""
         self._tenant = tenant
         self._consent = consent
         self._call_key = call_key
@@ -35,8 +43,8 @@ class CallRecording:
         self.sealed_details = b""
         """The details as the first write sealed them: later writes reuse them."""
         self._clock = clock
-        self._started_at = clock()
-        self.counts = CallCounts()
+        self.started_at = clock() if started_at is None else started_at
+        self.counts = counts or CallCounts()
 
     def segment(self, segment: pb.TranscriptSegment, kind: str = SEGMENT) -> PlainWrite:
         """A redacted final; or (kind RAW_SEGMENT) the same final as said."""
@@ -76,8 +84,8 @@ class CallRecording:
         row = CallRow(
             tenant=self._tenant,
             call_key=self._call_key,
-            period=time.strftime("%Y-%m", time.gmtime(self._started_at)),
-            started_at=self._started_at,
+            period=time.strftime("%Y-%m", time.gmtime(self.started_at)),
+            started_at=self.started_at,
             ended_at=ended_at,
             audio_seconds=round(self.counts.audio_seconds, 3),
             turns=self.counts.turns,

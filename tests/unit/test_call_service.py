@@ -27,7 +27,6 @@ from serve.boundary import PayloadBoundary
 from serve.call_session import CallSession
 from serve.core.allowlist import IdentifierHasher
 from serve.core.audio import Encoding
-from serve.core.config import ConfideConfig
 from serve.core.keys import key_provider, period_kek_id
 from serve.core.sealing import Sealer
 from serve.core.wavfile import Recording
@@ -134,23 +133,6 @@ HASHER = IdentifierHasher(b"h" * 32)
 
 
 # -- the server -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def config(tmp_path) -> ConfideConfig:
-    return ConfideConfig.model_validate(
-        {
-            "state_dir": str(tmp_path),
-            "trust_domain": TRUST_DOMAIN,
-            "tenants": [{"name": "acme"}],
-            "gateway": {"host": "127.0.0.1", "port": 0, "max_concurrent_calls": 2},
-        }
-    )
-
-
-@pytest.fixture
-def codec(config) -> PayloadCodec:
-    return PayloadCodec.build(config.keys, config.state_path)
 
 
 @contextlib.asynccontextmanager

@@ -46,20 +46,22 @@ class ChannelConfig(_message.Message):
     def __init__(self, role: _Optional[_Union[SpeakerRole, str]] = ...) -> None: ...
 
 class CallConfig(_message.Message):
-    __slots__ = ("call_id", "audio", "interim_results", "agent_replies", "record", "training_consent")
+    __slots__ = ("call_id", "audio", "interim_results", "agent_replies", "record", "training_consent", "resume_token")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     AGENT_REPLIES_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
     TRAINING_CONSENT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     audio: AudioFormat
     interim_results: bool
     agent_replies: bool
     record: bool
     training_consent: bool
-    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ..., agent_replies: _Optional[bool] = ..., record: _Optional[bool] = ..., training_consent: _Optional[bool] = ...) -> None: ...
+    resume_token: bytes
+    def __init__(self, call_id: _Optional[str] = ..., audio: _Optional[_Union[AudioFormat, _Mapping]] = ..., interim_results: _Optional[bool] = ..., agent_replies: _Optional[bool] = ..., record: _Optional[bool] = ..., training_consent: _Optional[bool] = ..., resume_token: _Optional[bytes] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("data",)
@@ -186,18 +188,30 @@ class AgentReply(_message.Message):
     def __init__(self, turn_index: _Optional[int] = ..., delta: _Optional[str] = ..., is_final: _Optional[bool] = ..., text: _Optional[str] = ..., interrupted: _Optional[bool] = ..., sentences: _Optional[int] = ..., sentence_limit: _Optional[bool] = ...) -> None: ...
 
 class StreamCallResponse(_message.Message):
-    __slots__ = ("call_id", "transcript", "error", "summary", "agent_reply")
+    __slots__ = ("call_id", "transcript", "error", "summary", "agent_reply", "resume")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     AGENT_REPLY_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     transcript: TranscriptSegment
     error: CallError
     summary: CallSummary
     agent_reply: AgentReply
-    def __init__(self, call_id: _Optional[str] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ..., summary: _Optional[_Union[CallSummary, _Mapping]] = ..., agent_reply: _Optional[_Union[AgentReply, _Mapping]] = ...) -> None: ...
+    resume: CallResume
+    def __init__(self, call_id: _Optional[str] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ..., summary: _Optional[_Union[CallSummary, _Mapping]] = ..., agent_reply: _Optional[_Union[AgentReply, _Mapping]] = ..., resume: _Optional[_Union[CallResume, _Mapping]] = ...) -> None: ...
+
+class CallResume(_message.Message):
+    __slots__ = ("token", "audio_offset_seconds", "segment")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    token: bytes
+    audio_offset_seconds: float
+    segment: int
+    def __init__(self, token: _Optional[bytes] = ..., audio_offset_seconds: _Optional[float] = ..., segment: _Optional[int] = ...) -> None: ...
 
 class DialogueTurn(_message.Message):
     __slots__ = ("role", "text")
