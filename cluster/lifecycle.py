@@ -161,9 +161,27 @@ def embedded(
         yield deploy(config, tls, **app_options)
     finally:
         with contextlib.suppress(Exception):
+            drain_gateways(config)
             serve.shutdown()
         ray.shutdown()
         shared_memory.sweep(started)
+
+
+def drain_gateways(config: ConfideConfig) -> None:
+    """Drain the gateway replicas (serve/server.py) while the transcribers still run:
+    serve.shutdown() stops every deployment at once, so a gateway that drains only in
+    its own shutdown could find no transcriber for its calls' open turns. One drain
+    request per replica, sent together: Serve's router sends each to the less busy of
+    two replicas, so with one or two replicas each drains; with more, a replica missed
+    here still drains in its own shutdown."""
+    from ray import serve
+
+    from serve.app import APP_NAME
+
+    handle = serve.get_app_handle(APP_NAME)
+    replicas = config.gateway.num_replicas
+    for response in [handle.drain.remote() for _ in range(replicas)]:
+        response.result()
 
 
 def _init_embedded_ray(options: dict, attempts: int = 2) -> None:
@@ -259,7 +277,7 @@ def down(config: ConfideConfig) -> bool:
     use_ray_token_auth(config)
     use_ray_tls(config)
     use_single_machine(_confined(config, state))
-    removed = _shutdown_serve(state.ray_address)
+    removed = _shutdown_serve(state.ray_address, config)
     if state.started_ray:
         # The head is this machine's own process: `ray stop` ends it either way.
         stopped = subprocess.run([_ray_cli(), "stop"], check=False, stdout=subprocess.DEVNULL)
@@ -274,8 +292,9 @@ def down(config: ConfideConfig) -> bool:
     return True
 
 
-def _shutdown_serve(address: str) -> bool:
-    """Remove Confide's Serve application; False if the cluster did not answer."""
+def _shutdown_serve(address: str, config: ConfideConfig) -> bool:
+    """Drain the gateways, then remove Confide's Serve application; False if the cluster
+    did not answer."""
     import socket
 
     host, _, port = address.rpartition(":")
@@ -289,6 +308,8 @@ def _shutdown_serve(address: str) -> bool:
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
         try:
+            with contextlib.suppress(Exception):  # no application: nothing to drain
+                drain_gateways(config)
             serve.shutdown()
         finally:
             ray.shutdown()

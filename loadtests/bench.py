@@ -22,7 +22,6 @@ import contextlib
 import csv
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,8 @@ from pathlib import Path
 import psutil
 
 from cluster import lifecycle, models
-from cluster.pki import DevPki
 from cluster.trace_receiver import TraceReceiver
+from loadtests.load import client_tls_dir, locust_command, replica_processes
 from serve.core.config import ConfideConfig, load_config
 from serve.core.wavfile import read_wav
 
@@ -121,13 +120,7 @@ class ReplicaMonitor:
 
     @staticmethod
     def _find(kind: str) -> list[psutil.Process]:
-        marker = f"ServeReplica:confide:{kind}"
-        found = []
-        for proc in psutil.process_iter(["cmdline"]):
-            if any(marker in part for part in proc.info["cmdline"] or ()):
-                # vLLM runs its engine core in child processes: count them too.
-                found += [proc, *proc.children(recursive=True)]
-        return found
+        return replica_processes(kind, children=True)  # vLLM's engine core: a child
 
     def _cpu_seconds(self, kind: str) -> float:
         total = 0.0
@@ -223,38 +216,19 @@ def run_level(
     prefix = out / f"locust_{variant}_{calls}"
     before = transcriber_totals()
     store_before = _store_bytes(state)
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(HERE / "locustfile.py"),
-        "--headless",
-        "--only-summary",
-        "-u",
-        str(calls),
-        "-r",
-        str(calls),
-        "--run-time",
-        f"{args.run_time}s",
-        "--stop-timeout",
-        str(int(read_wav(recording).seconds) + 15),
-        "--host",
+    command = locust_command(
+        calls,
+        args.run_time,
         target,
-        "--csv",
-        str(prefix),
-        "--tls-dir",
-        str(tls_dir),
-        "--recording",
-        str(recording),
-        "--loglevel",
-        "WARNING",
-    ]
+        tls_dir,
+        recording,
+        prefix,
+        int(read_wav(recording).seconds) + 15,
+    )
     if args.interim:
-        command.append("--interim")
+        command.insert(-1, "--interim")
     if args.agent:
-        command.append("--agent")
-    command.append("ContactCenterCall")  # the records reader is not part of these levels
+        command.insert(-1, "--agent")
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ReplicaMonitor() as monitor:
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -422,13 +396,7 @@ def _run_levels(
         )
         rows = []
         with lifecycle.embedded(config) as port:
-            pki = DevPki(config.state_path / "pki")
-            tenant = config.tenants[0].name
-            tls_dir = Path(state) / "client"
-            tls_dir.mkdir()
-            shutil.copy(pki.ca_cert, tls_dir / "ca.pem")
-            shutil.copy(pki.client_cert(tenant), tls_dir / "client.pem")
-            shutil.copy(pki.client_key(tenant), tls_dir / "client.key")
+            tls_dir = client_tls_dir(config)
             for calls in (int(n) for n in args.calls.split(",")):
                 target = f"localhost:{port}"
                 started = time.time_ns()

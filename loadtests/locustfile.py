@@ -12,6 +12,12 @@ With --agent (the call asks for agent replies), per customer turn answered:
   path's first-token latency as a client sees it).
 - agent_reply: one per reply; response_length is the number of deltas (tokens).
 - reply_ms_per_token: per reply, (last delta - first delta) / (deltas - 1).
+- call_error: per error event (a turn or reply that failed), the code as the error.
+- call_turns, call_finals: per call that ended with its summary, response_length is the
+  turns the gateway cut (summary.turns) and the finals this user received: a turn
+  without a final (nor an error event) is a lost final.
+- resume_gap: when a draining gateway ended the call with a CallResume, from that event
+  to the first event of the resumed StreamCall (the user resumes as `confide call` does).
 
 A records reader as a second Locust user (RecordsReader, one of it, when named on the
 command line with a supervisor certificate as reader.pem/reader.key in --tls-dir): it
@@ -90,38 +96,63 @@ class ContactCenterCall(User):
 
     @task
     def stream_call(self) -> None:
-        requests = call_requests(
-            self._recording,
-            self._roles,
-            f"load-{uuid.uuid4().hex}",
-            self._interim,
-            agent_replies=self._agent,
-        )
+        call_id = f"load-{uuid.uuid4().hex}"
         replies = _ReplyClock(self._fire)
         started = time.monotonic()
+        resume: pb.CallResume | None = None
+        resumed_at: float | None = None
+        finals = 0
 
-        def paced():
+        def paced(requests):
             for seconds, request in requests:
                 delay = started + seconds - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)  # gevent-patched: yields to other calls
                 yield request
 
-        try:
-            for event in self._stub.StreamCall(paced()):
-                now = time.monotonic()
-                kind = event.WhichOneof("event")
-                if kind == "transcript" and event.transcript.is_final:
-                    turn_end = started + event.transcript.end_seconds
-                    self._fire("end_of_turn_to_final", (now - turn_end) * 1000)
-                    replies.final(event.transcript, turn_end, now)
-                elif kind == "agent_reply":
-                    replies.reply(event.agent_reply, now)
-        except grpc.RpcError as error:
-            self._fire(
-                "StreamCall", (time.monotonic() - started) * 1000, RuntimeError(error.code().name)
+        while True:  # one StreamCall per segment: a draining gateway hands the call on
+            requests = call_requests(
+                self._recording,
+                self._roles,
+                call_id,
+                self._interim,
+                agent_replies=self._agent,
+                resume=resume,
             )
-            return
+            ended_by_drain = False
+            try:
+                calls = self._stub.StreamCall(paced(requests), wait_for_ready=resume is not None)
+                for event in calls:
+                    now = time.monotonic()
+                    if resumed_at is not None:  # the first event of a resumed segment
+                        self._fire("resume_gap", (now - resumed_at) * 1000)
+                        resumed_at = None
+                    kind = event.WhichOneof("event")
+                    ended_by_drain = kind == "resume"
+                    if kind == "transcript" and event.transcript.is_final:
+                        finals += 1
+                        turn_end = started + event.transcript.end_seconds
+                        self._fire("end_of_turn_to_final", (now - turn_end) * 1000)
+                        replies.final(event.transcript, turn_end, now)
+                    elif kind == "agent_reply":
+                        replies.reply(event.agent_reply, now)
+                    elif kind == "error":
+                        self._fire("call_error", 0, RuntimeError(event.error.code))
+                    elif kind == "resume":
+                        resume, resumed_at = event.resume, now
+                    elif kind == "summary":
+                        self._fire("call_turns", 0, response_length=event.summary.turns)
+                        self._fire("call_finals", 0, response_length=finals)
+            except grpc.RpcError as error:
+                if ended_by_drain and error.code() == grpc.StatusCode.UNAVAILABLE:
+                    continue
+                self._fire(
+                    "StreamCall",
+                    (time.monotonic() - started) * 1000,
+                    RuntimeError(error.code().name),
+                )
+                return
+            break
         self._fire("StreamCall", (time.monotonic() - started) * 1000)
 
 

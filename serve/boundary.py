@@ -62,7 +62,9 @@ class Stage(Enum):
 
 
 # Checked in order: the first class an exception is an instance of decides. A Confide
-# error (a turn's replicas lost, serve/replica_loss.py) keeps its own fixed message.
+# error raised here in the gateway (a turn's replicas lost, serve/replica_loss.py) keeps
+# its own fixed message; one raised in a replica arrives as a RayTaskError that is also
+# an instance of it, and whose text is the remote traceback: that one is translated.
 _TRANSLATIONS: tuple[tuple[type[BaseException], type[ConfideError]], ...] = (
     (BackPressureError, ResourceExhausted),  # Serve's queue for the deployment is full
     (RayError, EngineUnavailable),  # a replica raised, died, or Ray lost the request
@@ -82,7 +84,7 @@ _MESSAGES: dict[tuple[Stage, type[ConfideError]], str] = {
 def translate(error: Exception, stage: Stage) -> ConfideError:
     """The Confide error for a failure at `stage`; its message is fixed, never the
     original's (only the original's type name is logged)."""
-    if isinstance(error, ConfideError):
+    if isinstance(error, ConfideError) and not isinstance(error, RayError):
         return error
     for source, target in _TRANSLATIONS:
         if isinstance(error, source):

@@ -265,12 +265,18 @@ class _ReplicaScaling(_Strict):
     ray_resources: dict[str, float] = {}
     """Custom Ray resources a node must offer to host a replica (place replicas on
     chosen nodes, e.g. {"confide_transcriber": 1} on GPU workers)."""
+    max_replicas_per_node: Annotated[int, Field(ge=1)] | None = None
+    """At most this many replicas on one node (Serve's option): 1 spreads them, so that
+    losing a node leaves the others' replicas to take its turns."""
 
     def replica_options(self) -> dict[str, Any]:
-        """The Serve options for replica count: fixed, or autoscaling."""
+        """The Serve options for replica count (fixed, or autoscaling) and spread."""
+        options: dict[str, Any] = {"num_replicas": self.num_replicas}
         if self.autoscaling is not None:
-            return {"autoscaling_config": self.autoscaling.model_dump()}
-        return {"num_replicas": self.num_replicas}
+            options = {"autoscaling_config": self.autoscaling.model_dump()}
+        if self.max_replicas_per_node is not None:
+            options["max_replicas_per_node"] = self.max_replicas_per_node
+        return options
 
 
 class TranscriberConfig(_ReplicaScaling):

@@ -59,15 +59,3 @@ def ray_processes():
         command = " ".join(process.info["cmdline"] or [])
         if "site-packages/ray/" in command or command.startswith("ray::"):
             yield process
-
-
-def replica_processes(deployment: str, app: str = "confide") -> list[psutil.Process]:
-    """The worker processes of a Serve deployment's replicas (Ray titles each process
-    `ray::ServeReplica:<app>:<deployment>`)."""
-    title = f"ray::ServeReplica:{app}:{deployment}"
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        command = " ".join(process.info["cmdline"] or [])
-        if command.startswith(title):
-            found.append(process)
-    return found

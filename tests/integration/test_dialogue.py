@@ -110,8 +110,9 @@ def test_barge_in_cancels_the_reply_and_aborts_the_engine_request(
 ):
     target, handle, _ = dialogue_cluster
     before = handle.stats.remote().result()
-    # The customer speaks again 1.5 s after the first turn, while the reply streams.
-    recording = _customer_call(two_channel_call, 1.5, 2)
+    # The customer speaks again 4 s after the first turn, while the reply streams (a
+    # reply is not started while the customer already speaks: serve/turn_taking.py).
+    recording = _customer_call(two_channel_call, 4.0, 2)
     result = asyncio.run(_call(test_pki, target, recording))
     replies = result.agent_replies
     assert replies[0].interrupted, "the first reply should be cut by the second turn"
@@ -228,7 +229,9 @@ def test_overload_is_resource_exhausted_not_a_stall(dialogue_cluster, test_pki):
 def test_engine_failure_is_a_clean_error_and_the_call_goes_on(
     dialogue_cluster, test_pki, two_channel_call
 ):
-    """Runs last in this module: it kills the replica's vLLM engine core process."""
+    """Runs last in this module: it kills the replica's vLLM engine core process while
+    the first reply streams. That reply ends with an error event, transcription goes
+    on, and once Serve has replaced the unhealthy replica a new turn gets its reply."""
     target, _, _ = dialogue_cluster
     replicas = [
         p
@@ -237,10 +240,25 @@ def test_engine_failure_is_a_clean_error_and_the_call_goes_on(
     ]
     engine_cores = [c for r in replicas for c in r.children(recursive=True)]
     assert engine_cores, "expected vLLM's engine core process under the Dialogue replica"
-    for process in engine_cores:
-        process.send_signal(signal.SIGKILL)
 
-    result = asyncio.run(_call(test_pki, target, _customer_call(two_channel_call, 1.0, 2)))
+    def kill_when_replying(event, _sent_seconds) -> None:
+        if event.HasField("agent_reply") and engine_cores:
+            for process in engine_cores:
+                process.send_signal(signal.SIGKILL)
+            engine_cores.clear()
+
+    async def call_killing_mid_reply():
+        async with aio_channel(target, test_pki.clients["acme"]) as channel:
+            stub = call_pb2_grpc.CallServiceStub(channel)
+            recording = _customer_call(two_channel_call, 1.0, 2)
+            return await stream_call(
+                stub, recording, ["customer"], agent_replies=True, on_event=kill_when_replying
+            )
+
+    result = asyncio.run(call_killing_mid_reply())
+    kinds = [e.WhichOneof("event") for e in result.events]
+    first_reply = kinds.index("agent_reply")
+    assert "error" in kinds[first_reply:], "the cut reply ends with an error event"
     errors = [e.error for e in result.events if e.WhichOneof("event") == "error"]
     assert errors and all(e.code in {"UNAVAILABLE", "RESOURCE_EXHAUSTED"} for e in errors)
     assert all("dashwood" not in e.message.lower() for e in errors)
@@ -252,3 +270,15 @@ def test_engine_failure_is_a_clean_error_and_the_call_goes_on(
     }
     assert {e.message for e in errors} <= fixed_messages  # never the engine's own text
     assert all(re.fullmatch(r"[0-9a-f]{16}", e.error_id) for e in errors)
+
+    # Serve's health check finds the engine dead and starts a new replica: a later call's
+    # turn is answered again.
+    deadline = time.monotonic() + 240
+    recovered = None
+    while time.monotonic() < deadline:
+        later = asyncio.run(_call(test_pki, target, _customer_call(two_channel_call, 1.0, 1)))
+        if later.agent_replies and not any(e.HasField("error") for e in later.events):
+            recovered = time.monotonic()
+            break
+        time.sleep(5)
+    assert recovered is not None, "no reply within 240 s of the engine's death"

@@ -11,38 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
 from cluster.client import aio_channel, stream_call
 from cluster.pki import DevPki
 from confide.v1 import call_pb2_grpc
 from serve.core.scoring import word_error_rate
 from tests.conftest import EXAMPLES
+from tests.integration import ray_nodes
 from tests.integration.probes import answers_plaintext_http2
 
 pytestmark = pytest.mark.integration
 
 WORKER_RESOURCE = "confide_worker_node"
-RAY = str(Path(sys.executable).with_name("ray"))
-
-# Prints the environment Ray needs for this config (token auth and TLS on, nodes may join).
-_RAY_ENVIRONMENT = """
-import json, sys
-from cluster import lifecycle
-from serve.core.config import load_config
-config = load_config(sys.argv[1])
-print(json.dumps({
-    **lifecycle.use_ray_token_auth(config),
-    **lifecycle.use_ray_tls(config),
-    **lifecycle.use_single_machine(False),  # nodes that join each other
-}))
-"""
 
 # Prints the alive nodes' resources and the node of the Transcriber replica.
 _PLACEMENT = """
@@ -55,70 +37,22 @@ print(json.dumps({"nodes": nodes, "transcriber": stats}))
 """
 
 
-def _run(command: list[str], env: dict, timeout: float = 300) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("multi-node")
-    config_file = root / "confide.yaml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "state_dir": str(root / "state"),
-                "tenants": [
-                    {"name": "acme", "redaction": {"client_text": "raw"}}
-                ],  # raw: the test scores WER
-                "gateway": {"host": "127.0.0.1", "port": 0},
-                "transcriber": {"ray_resources": {WORKER_RESOURCE: 1}},
-                "dialogue": {"enabled": False},
-                "ray": {"tls": "on"},
-            }
-        )
-    )
-    python = [sys.executable, "-c"]
-    ray_env = json.loads(_run([*python, _RAY_ENVIRONMENT, str(config_file)], dict(os.environ)))
-    env = {**os.environ, **ray_env, "CONFIDE_CONFIG": str(config_file)}
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    head = f"127.0.0.1:{port}"
-    common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    try:
-        _run(
-            [
-                RAY,
-                "start",
-                "--head",
-                f"--port={port}",
-                "--num-cpus=1",
-                "--include-dashboard=false",
-                *common,
-            ],
-            env,
-        )
-        _run(
-            [
-                RAY,
-                "start",
-                f"--address={head}",
-                "--num-cpus=2",
-                f"--resources={json.dumps({WORKER_RESOURCE: 1})}",
-                *common,
-            ],
-            env,
-        )
-        _run([sys.executable, "-m", "cluster.cli", "up", "--address", head], env)
-        state = json.loads((root / "state" / "cluster.json").read_text())
-        yield root, head, state["gateway_port"], {**env, "RAY_ADDRESS": head}
-    finally:
-        subprocess.run(
-            [sys.executable, "-m", "cluster.cli", "down"], env=env, capture_output=True, timeout=120
-        )
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    config = {
+        "tenants": [{"name": "acme", "redaction": {"client_text": "raw"}}],  # WER is scored
+        "gateway": {"host": "127.0.0.1", "port": 0},
+        "transcriber": {"ray_resources": {WORKER_RESOURCE: 1}},
+        "dialogue": {"enabled": False},
+        "ray": {"tls": "on"},
+    }
+    with ray_nodes.two_nodes(
+        tmp_path_factory.mktemp("multi-node"),
+        config,
+        ("--num-cpus=1",),
+        ("--num-cpus=2", f"--resources={json.dumps({WORKER_RESOURCE: 1})}"),
+    ) as nodes:
+        yield nodes.root, nodes.head, nodes.gateway_port, nodes.env
 
 
 def test_both_nodes_run_with_tls_and_token_auth(two_nodes):
@@ -144,7 +78,7 @@ def test_transcriber_runs_on_the_worker_node_and_serves_a_call(two_nodes, two_ch
     text = " ".join(turn["text"] for turn in reference["customer"])
     assert word_error_rate(text, result.text(0)) <= 0.05
 
-    placement = json.loads(_run([sys.executable, "-c", _PLACEMENT], env).strip().splitlines()[-1])
+    placement = ray_nodes.run_python(_PLACEMENT, env)
     assert len(placement["nodes"]) == 2
     transcriber = placement["transcriber"]
     assert WORKER_RESOURCE in placement["nodes"][transcriber["node_id"]]

@@ -14,10 +14,10 @@ import pytest
 from cluster import lifecycle
 from cluster.client import aio_channel, stream_call
 from confide.v1 import call_pb2_grpc
+from loadtests.load import replica_processes
 from serve.core.scoring import word_error_rate
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import call_path_config
-from tests.integration.probes import replica_processes
 
 pytestmark = pytest.mark.integration
 

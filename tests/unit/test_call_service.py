@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
-from ray.exceptions import ActorDiedError, RayActorError, RayError
+from ray.exceptions import ActorDiedError, RayActorError, RayError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
 from cluster.client import aio_channel, audio_format, call_requests, stream_call
@@ -27,6 +27,7 @@ from serve.boundary import PayloadBoundary
 from serve.call_session import CallSession
 from serve.core.allowlist import IdentifierHasher
 from serve.core.audio import Encoding
+from serve.core.errors import EngineUnavailable
 from serve.core.keys import key_provider, period_kek_id
 from serve.core.sealing import Sealer
 from serve.core.wavfile import Recording
@@ -392,6 +393,17 @@ def test_calls_beyond_the_limit_are_resource_exhausted(config, test_pki, codec, 
     ("error", "code"),
     [
         pytest.param(RayError(), "UNAVAILABLE", id="ray-lost-the-request"),
+        pytest.param(
+            # What a replica's own Confide error becomes at the gateway: an instance of it
+            # whose text is the remote traceback, which may quote the input.
+            RayTaskError(
+                "transcribe",
+                "Traceback: he was not an ill disposed young man",
+                EngineUnavailable("the transcriber failed"),
+            ).as_instanceof_cause(),
+            "UNAVAILABLE",
+            id="replica-raised-a-confide-error",
+        ),
         pytest.param(
             BackPressureError(num_queued_requests=8, max_queued_requests=8),
             "RESOURCE_EXHAUSTED",

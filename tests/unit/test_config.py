@@ -1,7 +1,13 @@
 import pytest
 from pydantic import ValidationError
 
-from serve.core.config import DEFAULTS_FILE, ConfideConfig, documented_defaults, load_config
+from serve.core.config import (
+    DEFAULTS_FILE,
+    ConfideConfig,
+    TranscriberConfig,
+    documented_defaults,
+    load_config,
+)
 
 
 def test_shipped_defaults_file_is_generated_from_the_model():
@@ -56,3 +62,12 @@ def test_file_then_environment(tmp_path, monkeypatch):
     assert config.gateway.port == 6000
     assert config.tenant_names == {"acme"}
     assert config.state_path == tmp_path / "state"
+
+
+def test_replica_spread_and_count_reach_serve():
+    assert TranscriberConfig().replica_options() == {"num_replicas": 1}
+    spread = TranscriberConfig(num_replicas=2, max_replicas_per_node=1).replica_options()
+    assert spread == {"num_replicas": 2, "max_replicas_per_node": 1}
+    scaled = TranscriberConfig(autoscaling={"min_replicas": 1, "max_replicas": 3})
+    assert "num_replicas" not in scaled.replica_options()
+    assert scaled.replica_options()["autoscaling_config"]["max_replicas"] == 3
