@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from cluster import shared_memory
+from serve.core.allowlist import confide_logger, plain_type
 from serve.core.config import ConfideConfig, TlsFiles
 from serve.core.secret_files import write_secret
+
+logger = confide_logger("confide.lifecycle")
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,11 @@ def embedded(
     try:
         yield deploy(config, tls, **app_options)
     finally:
-        with contextlib.suppress(Exception):
+        try:
             drain_gateways(config)
+        except Exception as error:  # the cluster is going anyway; say why it did not drain
+            logger.warning("gateways not drained before shutdown: %s", plain_type(error))
+        with contextlib.suppress(Exception):
             serve.shutdown()
         ray.shutdown()
         shared_memory.sweep(started)
@@ -304,11 +310,12 @@ def _shutdown_serve(address: str, config: ConfideConfig) -> bool:
         return False
     import ray
     from ray import serve
+    from ray.serve.exceptions import RayServeException
 
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
         try:
-            with contextlib.suppress(Exception):  # no application: nothing to drain
+            with contextlib.suppress(RayServeException):  # no application: no gateway
                 drain_gateways(config)
             serve.shutdown()
         finally:

@@ -3,7 +3,7 @@ calls over mutual TLS, and a table of what it sustained.
 
     python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim]
                               [--agent] [--compare sealing|tracing|records|redaction|
-                              data-key-cache|ray-tls]
+                              data-key-cache|ray-tls|finals-first]
 
 Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
 factor (decode seconds per audio second), calls completed and refused, CPU (percent of
@@ -72,6 +72,11 @@ COMPARISONS = {
     "ray-tls": (
         Variant("ray-tls", {"ray": {"tls": "on"}}),
         Variant("ray-plaintext", {"ray": {"tls": "off"}}),
+    ),
+    # Run with --interim: without interims there is nothing to put finals ahead of.
+    "finals-first": (
+        Variant("finals-first", {"transcriber": {"finals_first": True}}),
+        Variant("arrival-order", {"transcriber": {"finals_first": False}}),
     ),
 }
 
@@ -508,7 +513,7 @@ def main() -> int:
         "--compare",
         choices=sorted(COMPARISONS),
         help="run every level with payload sealing, tracing, call records, redaction, the "
-        "data-key cache or Ray's TLS on and off; report the ratio",
+        "data-key cache, Ray's TLS or finals-first decoding on and off; report the ratio",
     )
     parser.add_argument(
         "--baseline-first",

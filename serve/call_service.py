@@ -91,9 +91,8 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         self._active_calls = 0
         self._calls_by_tenant: Counter[str] = Counter()
         self._resume_tokens = ResumeTokens(self._telemetry.hasher)
-        self._live: set[CallSession] = set()
-        """StreamCalls reading audio; a drain ends them (their readers are in _readers)."""
-        self._readers: dict[CallSession, asyncio.Task] = {}
+        self._live: dict[CallSession, asyncio.Task] = {}
+        """Each live StreamCall's session and the task reading its audio."""
         self._no_live_calls = asyncio.Event()
         self._no_live_calls.set()
         self._draining = False
@@ -111,9 +110,10 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         self._draining = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._no_live_calls.wait(), grace)
-        for session in list(self._live):
-            self._readers[session].cancel()
-            session.drain()
+        for session, reader in list(self._live.items()):
+            if not reader.done():  # a call whose audio has all come in just finishes
+                reader.cancel()
+                session.drain()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._no_live_calls.wait(), finalise)
 
@@ -253,8 +253,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
         reader = asyncio.create_task(self._read(session, request_iterator))
         limit = self._config.gateway.max_call_seconds
         overlong = asyncio.get_running_loop().call_later(limit, _end_overlong, session, reader)
-        self._live.add(session)
-        self._readers[session] = reader
+        self._live[session] = reader
         self._no_live_calls.clear()
         async with _recording_end(session):
             try:
@@ -267,8 +266,7 @@ class CallService(call_pb2_grpc.CallServiceServicer):
             finally:
                 overlong.cancel()
                 reader.cancel()
-                self._live.discard(session)
-                self._readers.pop(session, None)
+                del self._live[session]
                 if not self._live:
                     self._no_live_calls.set()
             if session.drained:

@@ -356,7 +356,7 @@ class CallSession:
             attributes={
                 "confide.channel": channel.index,
                 "confide.role": channel.role_name,
-                "confide.turn_index": turn.index,
+                "confide.turn_index": self._turn_index(channel, turn),
                 "confide.speech_seconds": round(turn.end_seconds - turn.start_seconds, 3),
                 "confide.vad_cpu_ms": round(final.vad_cpu_ns / 1e6, 3),
             },
@@ -373,7 +373,7 @@ class CallSession:
             record_exception=False,
             attributes={
                 "confide.channel": channel.index,
-                "confide.turn_index": turn.index,
+                "confide.turn_index": self._turn_index(channel, turn),
                 "confide.audio_seconds": round(turn.end_seconds - turn.start_seconds, 3),
                 "confide.interim": not final,
             },
@@ -432,7 +432,10 @@ class CallSession:
         with self._telemetry.tracer.start_as_current_span(
             "confide.redact",
             record_exception=False,
-            attributes={"confide.channel": channel.index, "confide.turn_index": turn.index},
+            attributes={
+                "confide.channel": channel.index,
+                "confide.turn_index": self._turn_index(channel, turn),
+            },
         ) as span:
             redaction = await self._redaction.final(ticket, _words(result))
             span.set_attributes(

@@ -9,15 +9,14 @@ on its own.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from serve.core.config import TranscriberConfig
+from serve.decode_queue import DecodeQueue
 from serve.messages import TurnAudio, TurnTranscript, Word
 
 
@@ -51,7 +50,9 @@ class TranscriptionEngine(Protocol):
 
 
 class WhisperEngine:
-    """A WhisperModel and the threads that decode with it."""
+    """A WhisperModel and the threads that decode with it, finals first
+    (serve/decode_queue.py); under load, interims that waited longer than the interim
+    interval are skipped rather than decoded late."""
 
     def __init__(self, config: TranscriberConfig) -> None:
         from faster_whisper import WhisperModel
@@ -65,11 +66,23 @@ class WhisperEngine:
             num_workers=config.num_workers,
             local_files_only=not config.allow_model_download,
         )
-        self._executor = ThreadPoolExecutor(config.num_workers, thread_name_prefix="whisper")
+        self._queue = DecodeQueue(config.num_workers, "whisper", config.finals_first)
+        self._stale_after = config.interim_interval_seconds
+        """An interim that waited this long for a thread is skipped."""
 
     async def transcribe(self, turn: TurnAudio) -> TurnTranscript:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.transcribe_blocking, turn)
+        final = turn.word_timestamps  # the gateway asks word timings for finals only
+        queued = time.perf_counter()
+
+        def decode() -> TurnTranscript:
+            waited = time.perf_counter() - queued
+            if not final and self._config.finals_first and waited > self._stale_after:
+                # Stale: the turn's next interim or its final is due by now. Not decoded
+                # (its CPU goes to finals); no text, so the gateway sends nothing for it.
+                return TurnTranscript("")
+            return self.transcribe_blocking(turn)
+
+        return await self._queue.run(final, decode)
 
     def transcribe_blocking(self, turn: TurnAudio) -> TurnTranscript:
         started = time.perf_counter()

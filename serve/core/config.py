@@ -304,6 +304,10 @@ class TranscriberConfig(_ReplicaScaling):
     """Requests queued per replica; beyond, callers wait in the handle's queue."""
     interim_interval_seconds: Annotated[float, Field(ge=0.2)] = 1.0
     """How often a growing turn is re-transcribed for interim results."""
+    finals_first: bool = True
+    """A replica's waiting finals are decoded before its waiting interims
+    (serve/decode_queue.py). Off only to measure what it buys (loadtests/bench.py
+    --compare finals-first)."""
     resubmit_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     """Sends of one final turn while replicas die under it (a killed worker, a lost
     node): the gateway keeps the sealed turn and sends it again (serve/replica_loss.py).
