@@ -1,12 +1,15 @@
-"""A transcriber replica killed (SIGKILL of its worker process) in the middle of a call,
-on a real embedded Ray cluster with two transcriber replicas: the gateway sends the
-turns it had on that replica again, and the call loses no final (serve/replica_loss.py)."""
+"""Faults in the middle of a call, on one real embedded Ray cluster with two transcriber
+replicas: a transcriber replica killed (SIGKILL of its worker process), whose turns the
+gateway sends again (serve/replica_loss.py); then a Serve redeploy, whose gateway replica
+drains (serve/server.py) and whose call the client resumes on the new one, listening on
+the same port (serve/call_resume.py). No final is lost."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import signal
+import socket
 import time
 
 import pytest
@@ -25,17 +28,31 @@ ROLES = ["customer", "agent"]
 FINALS = 6  # the two-channel sample call's turns
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def gateway(test_pki, tmp_path_factory):
+def cluster(test_pki, tmp_path_factory):
+    """(config, port): a fixed port, which a redeployed gateway binds again."""
     config = call_path_config(tmp_path_factory.mktemp("state")).with_overrides(
-        transcriber={"num_replicas": 2}
+        gateway={"port": _free_port(), "shutdown_grace_seconds": 1},
+        transcriber={"num_replicas": 2},
     )
     with lifecycle.embedded(config, test_pki.server) as port:
-        from ray import serve
+        yield config, port
 
-        from serve.app import APP_NAME
 
-        yield f"localhost:{port}", serve.get_app_handle(APP_NAME)
+@pytest.fixture(scope="module")
+def gateway(cluster):
+    from ray import serve
+
+    from serve.app import APP_NAME
+
+    _, port = cluster
+    return f"localhost:{port}", serve.get_app_handle(APP_NAME)
 
 
 async def _kill_when_busy(handle, replicas: int, in_flight: int) -> float:
@@ -102,3 +119,40 @@ def test_with_every_replica_killed_the_turns_wait_for_serves_replacements(
     _assert_nothing_lost(result)
     assert handle.turns_resent.remote().result() > resent
     print(f"\nboth replicas killed: the call's last final {done - killed:.1f} s after the kill")
+
+
+def test_a_redeploy_mid_call_drains_the_gateway_and_the_call_resumes(
+    cluster, test_pki, two_channel_call
+):
+    """Runs last: 10 s into the 33 s call the application is deployed again with a
+    changed config (every deployment is replaced): the call's finals all arrive, once,
+    in order."""
+    config, port = cluster
+    changed = config.with_overrides(gateway={"shutdown_grace_seconds": 1.5})
+
+    async def scenario():
+        async with aio_channel(f"localhost:{port}", test_pki.clients["acme"]) as channel:
+            stub = call_pb2_grpc.CallServiceStub(channel)
+            call = asyncio.create_task(stream_call(stub, two_channel_call, ROLES))
+            await asyncio.sleep(10)
+            new_port = await asyncio.to_thread(lifecycle.deploy, changed, test_pki.server)
+            return await call, new_port
+
+    result, new_port = asyncio.run(scenario())
+    assert new_port == port
+    kinds = [e.WhichOneof("event") for e in result.events]
+    assert "error" not in kinds and kinds[-1] == "summary"
+    assert kinds.count("resume") == 1
+    finals = result.finals
+    assert [s.end_seconds for s in finals] == sorted(s.end_seconds for s in finals)
+    for channel in range(2):
+        indexes = [s.turn_index for s in finals if s.channel == channel]
+        assert indexes == list(range(len(indexes)))
+    reference = json.loads((EXAMPLES / "two_channel_mulaw_8k.json").read_text())["reference"]
+    for channel, role in enumerate(ROLES):
+        expected = " ".join(turn["text"] for turn in reference[role])
+        # a turn cut in two at the drain may lose a word at the cut
+        assert word_error_rate(expected, result.text(channel)) <= 0.1, role
+    summary = result.events[-1].summary
+    assert summary.final_segments == len(finals)
+    assert summary.audio_seconds == pytest.approx(two_channel_call.seconds, abs=0.05)
