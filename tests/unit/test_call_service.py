@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -1438,7 +1439,13 @@ def test_a_long_transcribe_does_not_stall_live_calls(config, test_pki, codec, mo
             ticking.cancel()
             return response, max(gaps)
 
-    response, longest_gap = run(scenario())
+    # Measured without the garbage collector: late in a full suite run a full collection
+    # of the test process's heap took 0.53 s once, which is not what this test is about.
+    gc.disable()
+    try:
+        response, longest_gap = run(scenario())
+    finally:
+        gc.enable()
     assert len(response.segments) >= 60
     assert longest_gap < 0.5, f"the event loop stopped for {longest_gap:.2f} s"
 
