@@ -10,20 +10,16 @@ Sources (Debian packages, installed by `make setup`):
 
 from __future__ import annotations
 
-import gzip
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
+from loadtests.corpus import ASTERISK, LIBRIVOX, asterisk_texts, librivox_texts
 from serve.core.audio import Encoding, decode_pcm16, downsample_2x, encode
 from serve.core.wavfile import Recording, read_wav, write_wav
 
 HERE = Path(__file__).resolve().parent
-ASTERISK = Path("/usr/share/asterisk/sounds/en")
-ASTERISK_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 RATE = 8000
 
 AGENT_PROMPTS = ["pls-hold-while-try", "agent-pass", "queue-youarenext"]
@@ -34,25 +30,6 @@ CUSTOMER_CLIPS = [
     "sense_and_sensibility_01_austen_64kb-0930",
 ]
 GAP_SECONDS = 0.8
-
-
-def _asterisk_texts() -> dict[str, str]:
-    texts = {}
-    with gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8") as lines:
-        for line in lines:
-            name, sep, text = line.partition(": ")
-            if sep and not line.startswith(";"):
-                texts[name.strip()] = text.strip()
-    return texts
-
-
-def _librivox_texts() -> dict[str, str]:
-    texts = {}
-    for line in (LIBRIVOX / "transcription").read_text().splitlines():
-        match = re.match(r"<s> (.*) </s> \((.*)\)", line.strip())
-        if match:
-            texts[match.group(2)] = match.group(1)
-    return texts
 
 
 def _pcm(path: Path) -> np.ndarray:
@@ -95,7 +72,7 @@ def _write_call(name: str, stereo: np.ndarray, meta: dict) -> None:
 
 
 def build_two_channel_call() -> None:
-    agent_texts, customer_texts = _asterisk_texts(), _librivox_texts()
+    agent_texts, customer_texts = asterisk_texts(), librivox_texts()
     gap = int(GAP_SECONDS * RATE)
     turns: list[Turn] = []
     for prompt, clip in zip(AGENT_PROMPTS, CUSTOMER_CLIPS, strict=True):
@@ -214,7 +191,7 @@ def build_mono_call() -> None:
         "description": "One-channel 16 kHz 16-bit PCM recording (LibriVox, public domain).",
         "channels": ["customer"],
         "sources": {"customer": f"pocketsphinx-testdata: {clip}"},
-        "reference": {"customer": [{"start_seconds": 0.0, "text": _librivox_texts()[clip]}]},
+        "reference": {"customer": [{"start_seconds": 0.0, "text": librivox_texts()[clip]}]},
     }
     (HERE / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
 

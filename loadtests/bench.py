@@ -89,6 +89,8 @@ class Row:
     finals: int
     eot_final_p50_ms: float
     eot_final_p95_ms: float
+    eot_final_p99_ms: float
+    wer_pct: float
     real_time_factor: float
     calls_completed: int
     calls_refused: int
@@ -285,6 +287,8 @@ def run_level(
         finals=int(finals.get("Request Count", 0)),
         eot_final_p50_ms=float(finals.get("50%", "nan") or "nan"),
         eot_final_p95_ms=p95,
+        eot_final_p99_ms=_number(finals, "99%"),
+        wer_pct=round(_number(_locust_row(stats_csv, "call_wer"), "Average Response Time"), 2),
         real_time_factor=round(decode / audio, 4) if audio else float("nan"),
         calls_completed=completed,
         calls_refused=refused,

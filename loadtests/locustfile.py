@@ -16,6 +16,9 @@ With --agent (the call asks for agent replies), per customer turn answered:
 - call_turns, call_finals: per call that ended with its summary, response_length is the
   turns the gateway cut (summary.turns) and the finals this user received: a turn
   without a final (nor an error event) is a lost final.
+- call_wer: per call with a reference (the recording's .json), response time is the
+  word error rate of its finals in percent, all referenced channels together (as the
+  client receives them: redacted names count as errors, the same in every variant).
 - resume_gap: when a draining gateway ended the call with a CallResume, from that event
   to the first event of the resumed StreamCall (the user resumes as `confide call` does).
 
@@ -29,6 +32,7 @@ Run through `python -m loadtests.bench`, which starts the cluster and passes the
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -42,6 +46,7 @@ from cluster.client import call_requests
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc, records_pb2, records_pb2_grpc
 from serve.core.config import TlsFiles
+from serve.core.scoring import word_error_rate
 from serve.core.wavfile import read_wav
 
 grpc_gevent.init_gevent()  # grpcio must cooperate with Locust's gevent loop
@@ -72,6 +77,7 @@ class ContactCenterCall(User):
         self._roles = options.roles.split(",")[: self._recording.channels]
         self._interim = options.interim
         self._agent = options.agent
+        self._references = _references(Path(options.recording), self._roles)
         # Live calls do not start in lockstep: spread first calls over one call length.
         time.sleep(random.uniform(0, self._recording.seconds))
 
@@ -102,6 +108,7 @@ class ContactCenterCall(User):
         resume: pb.CallResume | None = None
         resumed_at: float | None = None
         finals = 0
+        heard: dict[int, list[str]] = {}
 
         def paced(requests):
             for seconds, request in requests:
@@ -131,6 +138,7 @@ class ContactCenterCall(User):
                     ended_by_drain = kind == "resume"
                     if kind == "transcript" and event.transcript.is_final:
                         finals += 1
+                        heard.setdefault(event.transcript.channel, []).append(event.transcript.text)
                         turn_end = started + event.transcript.end_seconds
                         self._fire("end_of_turn_to_final", (now - turn_end) * 1000)
                         replies.final(event.transcript, turn_end, now)
@@ -143,6 +151,8 @@ class ContactCenterCall(User):
                     elif kind == "summary":
                         self._fire("call_turns", 0, response_length=event.summary.turns)
                         self._fire("call_finals", 0, response_length=finals)
+                        if self._references:
+                            self._fire("call_wer", call_wer(self._references, heard))
             except grpc.RpcError as error:
                 if ended_by_drain and error.code() == grpc.StatusCode.UNAVAILABLE:
                     continue
@@ -154,6 +164,29 @@ class ContactCenterCall(User):
                 return
             break
         self._fire("StreamCall", (time.monotonic() - started) * 1000)
+
+
+def _references(recording: Path, roles: list[str]) -> dict[int, str]:
+    """Channel -> reference text, from the recording's .json where there is one."""
+    meta = recording.with_suffix(".json")
+    if not meta.is_file():
+        return {}
+    reference = json.loads(meta.read_text()).get("reference") or {}
+    return {
+        channel: " ".join(part["text"] for part in reference[role])
+        for channel, role in enumerate(roles)
+        if role in reference
+    }
+
+
+def call_wer(references: dict[int, str], heard: dict[int, list[str]]) -> float:
+    """Word error rate in percent over all referenced channels, weighted by words."""
+    errors = words = 0.0
+    for channel, reference in references.items():
+        count = len(reference.split())
+        errors += word_error_rate(reference, " ".join(heard.get(channel, []))) * count
+        words += count
+    return 100 * errors / words
 
 
 class RecordsReader(User):

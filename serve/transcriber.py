@@ -8,6 +8,7 @@ from collections.abc import Callable
 from opentelemetry.trace import SpanKind
 from ray import serve
 
+from serve.autoscaling import BUSY, FINAL_WAIT
 from serve.boundary import PayloadBoundary
 from serve.core.config import ConfideConfig, TranscriberConfig
 from serve.messages import Sealed, TurnAudio, TurnRequest, TurnTranscript
@@ -87,6 +88,15 @@ class Transcriber:
             "audio_seconds": self._audio_seconds,
             "decode_seconds": self._decode_seconds,
         }
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's custom autoscaling metrics (serve/autoscaling.py), when the engine
+        reports its queue."""
+        load = getattr(self._engine, "load", None)
+        if load is None:
+            return {}
+        queue = load()
+        return {FINAL_WAIT: queue.final_wait_seconds, BUSY: queue.busy_fraction}
 
     def check_health(self) -> None:
         if self._failures_in_a_row >= 3:

