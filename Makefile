@@ -71,7 +71,7 @@ fuzz: setup
 	$(BIN)/python -m pytest -m fuzz tests/unit/test_fuzz_rpcs.py
 
 bench: setup
-	$(BIN)/python -m loadtests.bench
+	$(BIN)/python -m loadtests.bench --interims both
 
 samples: setup
 	apt-get install -y -qq asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata \

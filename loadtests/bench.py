@@ -1,7 +1,7 @@
 """The call benchmark: an embedded Confide cluster, Locust driving N concurrent live
 calls over mutual TLS, and a table of what it sustained.
 
-    python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim]
+    python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim | --interims both]
                               [--agent] [--compare sealing|tracing|records|redaction|
                               data-key-cache|ray-tls|finals-first]
 
@@ -84,6 +84,7 @@ COMPARISONS = {
 @dataclass
 class Row:
     variant: str
+    interims: bool
     calls: int
     channels: int
     finals: int
@@ -212,6 +213,7 @@ def _store_bytes(state: Path) -> int:
 
 def run_level(
     calls: int,
+    interims: bool,
     target: str,
     tls_dir: Path,
     recording: Path,
@@ -220,7 +222,7 @@ def run_level(
     variant: str,
     state: Path,
 ) -> Row:
-    prefix = out / f"locust_{variant}_{calls}"
+    prefix = out / f"locust_{variant}_{calls}{'_interims' if interims else ''}"
     before = transcriber_totals()
     store_before = _store_bytes(state)
     command = locust_command(
@@ -232,7 +234,7 @@ def run_level(
         prefix,
         int(read_wav(recording).seconds) + 15,
     )
-    if args.interim:
+    if interims:
         command.insert(-1, "--interim")
     if args.agent:
         command.insert(-1, "--agent")
@@ -282,6 +284,7 @@ def run_level(
         }
     return Row(
         variant=variant,
+        interims=interims,
         calls=calls,
         channels=calls * read_wav(recording).channels,
         finals=int(finals.get("Request Count", 0)),
@@ -323,19 +326,22 @@ def plot(rows: list[Row], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 4))
-    variants = list(dict.fromkeys(r.variant for r in rows))
-    for variant in variants:
-        part = [r for r in rows if r.variant == variant]
-        suffix = "" if len(variants) == 1 else f" {variant}"
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    series = list(dict.fromkeys((r.variant, r.interims) for r in rows))
+    for variant, interims in series:
+        part = [r for r in rows if (r.variant, r.interims) == (variant, interims)]
+        name = [variant] if len({v for v, _ in series}) > 1 else []
+        name += ["with interims" if interims else "finals only"]
+        suffix = " " + ", ".join(name)
         channels = [r.channels for r in part]
         axis.plot(channels, [r.eot_final_p50_ms for r in part], "o-", label=f"p50{suffix}")
         axis.plot(channels, [r.eot_final_p95_ms for r in part], "s-", label=f"p95{suffix}")
+        axis.plot(channels, [r.eot_final_p99_ms for r in part], "^:", label=f"p99{suffix}")
     axis.axhline(1000, color="grey", linestyle="--", label="1 s target")
     axis.set_xlabel("live call channels")
     axis.set_ylabel("end of turn -> final (ms)")
     axis.set_title("Confide call benchmark")
-    axis.legend()
+    axis.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
@@ -406,16 +412,27 @@ def _run_levels(
         rows = []
         with lifecycle.embedded(config) as port:
             tls_dir = client_tls_dir(config)
-            for calls in (int(n) for n in args.calls.split(",")):
-                target = f"localhost:{port}"
-                started = time.time_ns()
-                row = run_level(
-                    calls, target, tls_dir, args.recording, args, out, variant, Path(state)
-                )
-                if windows is not None:
-                    windows.append((calls, started, time.time_ns()))
-                rows.append(row)
-                print_table([row], flush=True)
+            levels = [int(n) for n in args.calls.split(",")]
+            modes = {"off": [False], "on": [True], "both": [False, True]}[args.interims]
+            for interims in modes:
+                for calls in levels:
+                    target = f"localhost:{port}"
+                    started = time.time_ns()
+                    row = run_level(
+                        calls,
+                        interims,
+                        target,
+                        tls_dir,
+                        args.recording,
+                        args,
+                        out,
+                        variant,
+                        Path(state),
+                    )
+                    if windows is not None:
+                        windows.append((calls, started, time.time_ns()))
+                    rows.append(row)
+                    print_table([row], flush=True)
         return rows
 
 
@@ -441,7 +458,14 @@ def print_ratio(rows: list[Row], measured: str, baseline: str, p95_target_ms: fl
             f"{completed[baseline]}, ratio {completed[measured] / completed[baseline]:.3f}"
         )
     for row in (r for r in rows if r.variant == measured):
-        base = next((r for r in rows if r.variant == baseline and r.calls == row.calls), None)
+        base = next(
+            (
+                r
+                for r in rows
+                if r.variant == baseline and (r.calls, r.interims) == (row.calls, row.interims)
+            ),
+            None,
+        )
         if base is not None and base.eot_final_p95_ms:
             print(
                 f"  {row.calls:3d} calls: p95 {measured}/{baseline} = "
@@ -507,7 +531,16 @@ def main() -> int:
     parser.add_argument("--calls", default="1,4,8,16", help="concurrent calls per level")
     parser.add_argument("--run-time", type=int, default=90, help="seconds of new calls per level")
     parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
-    parser.add_argument("--interim", action="store_true", help="ask for interim results")
+    parser.add_argument(
+        "--interims",
+        choices=["off", "on", "both"],
+        default="off",
+        help="calls ask for interim results: never, always, or each level twice (finals "
+        "only, then with interims: the published table, `make bench`)",
+    )
+    parser.add_argument(
+        "--interim", dest="interims", action="store_const", const="on", help="--interims on"
+    )
     parser.add_argument(
         "--agent", action="store_true", help="calls ask for agent replies (deploys the LLM)"
     )
@@ -546,7 +579,7 @@ def main() -> int:
         writer.writerows(asdict(r) for r in rows)
     plot(rows, out / "latency.png")
     print(
-        f"\nConfide call benchmark ({args.recording.name}, interim={args.interim}, "
+        f"\nConfide call benchmark ({args.recording.name}, interims={args.interims}, "
         f"agent={args.agent})"
     )
     print_table(rows)

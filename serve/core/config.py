@@ -173,8 +173,9 @@ class TranscriberAutoscaling(AutoscalingConfig):
     """How long the policy must want more replicas before Serve adds them."""
     downscale_delay_seconds: Annotated[float, Field(ge=0)] = 300.0
     """How long it must want fewer before Serve removes one."""
-    look_back_period_seconds: Annotated[float, Field(gt=0)] = 10.0
-    """The window the replicas' reports are averaged over."""
+    look_back_period_seconds: Annotated[float, Field(gt=10)] = 15.0
+    """The window the replicas' reports are averaged over (longer than the 10 s between
+    a replica's reports, Serve's RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S)."""
 
     def serve_config(self) -> dict[str, Any]:
         serve = {
