@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from serve.core.config import ConfideConfig, documented_defaults, load_config
+from serve.core.config import ConfideConfig, TlsFiles, documented_defaults, load_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CLINIC_CALL = EXAMPLES / "clinic_call_mulaw_8k.wav"
@@ -99,6 +99,20 @@ def _parser() -> argparse.ArgumentParser:
     show_log.add_argument("--tenant", help="one tenant's records only")
     show_log.add_argument("--last", type=int, default=20, help="how many (default 20)")
 
+    audit = commands.add_parser(
+        "audit", help="score the running deployment against the security checklist"
+    )
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit.add_argument(
+        "--min-score", type=float, default=0, help="exit 1 below this score (percent)"
+    )
+    audit.add_argument("--target", help="gateway host:port (default: from `confide up`)")
+    audit.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="ca.pem, client.pem and client.key to probe the gateway with (default: the "
+        "development PKI's first tenant)",
+    )
     redaction = commands.add_parser("redaction", help="card numbers and personal data")
     redaction_commands = redaction.add_subparsers(dest="redaction_command", required=True)
     evaluate = redaction_commands.add_parser(
@@ -219,6 +233,7 @@ def _run(args: argparse.Namespace) -> int:
         "keys": _keys,
         "records": _records,
         "audit-log": _audit_log,
+        "audit": _audit,
         "redaction": _redaction,
         "config": _config,
         "telemetry": _telemetry,
@@ -356,6 +371,26 @@ def _audit_log(config: ConfideConfig, args: argparse.Namespace) -> int:
         + ("verified" if result.ok else f"{len(result.problems)} problems")
     )
     return 0 if result.ok else 1
+
+
+def _audit(config: ConfideConfig, args: argparse.Namespace) -> int:
+    """`confide audit`: probe and score the deployment `confide up` started."""
+    from cluster import lifecycle
+    from cluster.assessment import assess
+
+    target = _gateway_target(config, args.target)
+    if target is None:
+        return 2
+    client = None
+    if args.tls_dir is not None:
+        client = TlsFiles(
+            cert=args.tls_dir / "client.pem", key=args.tls_dir / "client.key",
+            ca=args.tls_dir / "ca.pem",
+        )  # fmt: skip
+    with lifecycle.attached(config):
+        report = assess(config, target, client)
+    print(report.as_json() if args.json else report.as_text())
+    return 1 if report.score < args.min_score else 0
 
 
 def _redaction(config: ConfideConfig, args: argparse.Namespace) -> int:
@@ -506,8 +541,21 @@ def _demo(config: ConfideConfig, args: argparse.Namespace) -> int:
                 )
             if status == 0 and args.file == CLINIC_CALL and config.redaction.enabled:
                 status = _demo_card_call(config, args, f"localhost:{port}")
+            _print_audit_summary(config, f"localhost:{port}")
             print("\nStopping the cluster.")
     return status
+
+
+def _print_audit_summary(config: ConfideConfig, target: str) -> None:
+    """The demo cluster scored against the security checklist (`confide audit`)."""
+    from cluster.assessment import Status, assess
+
+    report = assess(config, target)
+    print("\nSecurity checklist (confide audit; --json for the evidence of every control):")
+    for finding in report.findings:
+        if finding.status is Status.FAIL:
+            print(f"  FAIL  {finding.title}: {finding.evidence}\n        fix: {finding.fix}")
+    print("  " + report.summary().replace("\n", "\n  "))
 
 
 def _demo_card_call(config: ConfideConfig, args: argparse.Namespace, target: str) -> int:

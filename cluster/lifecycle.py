@@ -298,15 +298,47 @@ def down(config: ConfideConfig) -> bool:
     return True
 
 
-def _shutdown_serve(address: str, config: ConfideConfig) -> bool:
-    """Drain the gateways, then remove Confide's Serve application; False if the cluster
-    did not answer."""
+@contextlib.contextmanager
+def attached(config: ConfideConfig) -> Iterator[bool]:
+    """This process connected to the cluster `up` recorded (True), for reading Serve's
+    deployments; False when none is recorded or it does not answer. A process that
+    already runs Ray (the embedded demo) stays as it is."""
+    import ray
+
+    state = ClusterState.load(config)
+    if ray.is_initialized() or state is None or not _answers(state.ray_address):
+        yield ray.is_initialized()
+        return
+    use_ray_token_auth(config)
+    use_ray_tls(config)
+    use_single_machine(_confined(config, state))
+    try:
+        ray.init(address=state.ray_address, log_to_driver=False, logging_level="WARNING")
+    except Exception:  # Ray's connection errors have no common base class
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        ray.shutdown()
+
+
+def _answers(address: str) -> bool:
+    """Whether a GCS listens there (ray.init would wait minutes for one that is not)."""
     import socket
 
     host, _, port = address.rpartition(":")
-    try:  # ray.init would wait minutes for a GCS that is not there
+    try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except (OSError, ValueError):
+        return False
+    return True
+
+
+def _shutdown_serve(address: str, config: ConfideConfig) -> bool:
+    """Drain the gateways, then remove Confide's Serve application; False if the cluster
+    did not answer."""
+    if not _answers(address):
         return False
     import ray
     from ray import serve

@@ -7,8 +7,11 @@ them; loadtests/batching.py measures WER on them."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from pathlib import Path
+
+from serve.core.scoring import word_error_rate
 
 ASTERISK = Path("/usr/share/asterisk/sounds/en")
 ASTERISK_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
@@ -45,3 +48,27 @@ def recorded_prompts(limit: int) -> list[tuple[Path, str]]:
         if path.is_file() and re.search(r"[a-z]", text.lower()):
             found.append((path, text))
     return [(p, t) for p, t in found if p.is_file()][:limit]
+
+
+def call_references(recording: Path, roles: list[str]) -> dict[int, str]:
+    """A sample call's reference text per channel, from the recording's .json (empty
+    when it has none)."""
+    meta = recording.with_suffix(".json")
+    if not meta.is_file():
+        return {}
+    reference = json.loads(meta.read_text()).get("reference") or {}
+    return {
+        channel: " ".join(part["text"] for part in reference[role])
+        for channel, role in enumerate(roles)
+        if role in reference
+    }
+
+
+def call_wer(references: dict[int, str], heard: dict[int, list[str]]) -> float:
+    """Word error rate in percent over all referenced channels, weighted by words."""
+    errors = words = 0.0
+    for channel, reference in references.items():
+        count = len(reference.split())
+        errors += word_error_rate(reference, " ".join(heard.get(channel, []))) * count
+        words += count
+    return 100 * errors / words

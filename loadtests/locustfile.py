@@ -32,7 +32,6 @@ Run through `python -m loadtests.bench`, which starts the cluster and passes the
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -45,8 +44,8 @@ from locust import User, events, task
 from cluster.client import call_requests
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc, records_pb2, records_pb2_grpc
+from loadtests.corpus import call_references, call_wer
 from serve.core.config import TlsFiles
-from serve.core.scoring import word_error_rate
 from serve.core.wavfile import read_wav
 
 grpc_gevent.init_gevent()  # grpcio must cooperate with Locust's gevent loop
@@ -77,7 +76,7 @@ class ContactCenterCall(User):
         self._roles = options.roles.split(",")[: self._recording.channels]
         self._interim = options.interim
         self._agent = options.agent
-        self._references = _references(Path(options.recording), self._roles)
+        self._references = call_references(Path(options.recording), self._roles)
         # Live calls do not start in lockstep: spread first calls over one call length.
         time.sleep(random.uniform(0, self._recording.seconds))
 
@@ -164,29 +163,6 @@ class ContactCenterCall(User):
                 return
             break
         self._fire("StreamCall", (time.monotonic() - started) * 1000)
-
-
-def _references(recording: Path, roles: list[str]) -> dict[int, str]:
-    """Channel -> reference text, from the recording's .json where there is one."""
-    meta = recording.with_suffix(".json")
-    if not meta.is_file():
-        return {}
-    reference = json.loads(meta.read_text()).get("reference") or {}
-    return {
-        channel: " ".join(part["text"] for part in reference[role])
-        for channel, role in enumerate(roles)
-        if role in reference
-    }
-
-
-def call_wer(references: dict[int, str], heard: dict[int, list[str]]) -> float:
-    """Word error rate in percent over all referenced channels, weighted by words."""
-    errors = words = 0.0
-    for channel, reference in references.items():
-        count = len(reference.split())
-        errors += word_error_rate(reference, " ".join(heard.get(channel, []))) * count
-        words += count
-    return 100 * errors / words
 
 
 class RecordsReader(User):

@@ -273,10 +273,11 @@ class GatewayConfig(_Strict):
     certificate_hosts: list[str] = []
     """Extra DNS names or addresses for the development PKI's gateway certificate (it
     already names every address of the machine it is made on), e.g. a load balancer's."""
-    min_tls_version: Literal["1.2", "1.3"] = "1.2"
+    min_tls_version: Literal["1.2", "1.3"] = "1.3"
     """The oldest TLS version a client may call over; older peers get UNAUTHENTICATED
     for every RPC. grpcio cannot set it at the handshake, so the gateway checks each
-    RPC's negotiated version. 1.2 with gRPC's cipher list meets NIST SP 800-52r2."""
+    RPC's negotiated version. 1.3 by default (`confide audit` fails 1.2); "1.2" for
+    clients that cannot speak 1.3 (with gRPC's cipher list it meets NIST SP 800-52r2)."""
     common_name_identity: bool = False
     """Accept a client certificate without a URI SAN and take its tenant from its CN
     (role platform). Only for a tenant CA that issues nothing else: any certificate it

@@ -94,6 +94,28 @@ def _records_verbs(env: dict[str, str]) -> None:
     assert verified.returncode == 0 and "verified" in verified.stdout, verified.stdout
 
 
+def _audit(env: dict[str, str]) -> None:
+    """`confide audit` on the default `confide up` configuration: every control that
+    applies to one machine passes, on evidence measured from the running cluster."""
+    audited = _confide("audit", "--json", "--min-score", "100", env=env)
+    assert audited.returncode == 0, audited.stdout[-3000:] + audited.stderr[-2000:]
+    report = json.loads(audited.stdout)
+    controls = {c["id"]: c for c in report["controls"]}
+    assert report["score"] == 100
+    assert {c["status"] for c in controls.values()} <= {"pass", "n/a"}
+    assert "refused" in controls["transmission.mtls_required"]["evidence"]
+    assert (
+        "TLS 1.2 was refused (UNAUTHENTICATED)" in controls["transmission.tls_version"]["evidence"]
+    )
+    assert "never became ready" in controls["hosting.ray_ports"]["evidence"]  # GCS: TLS
+    assert "purge ran" in controls["retention.purge_loop"]["evidence"]
+    assert "chain verified" in controls["access.audit_log"]["evidence"]
+    assert "hmac-sha256:" in controls["logging.metrics_hmac"]["evidence"]
+    text = _confide("audit", env=env)
+    assert text.returncode == 0 and "not a certification" in text.stdout
+    assert "Traceback" not in text.stderr
+
+
 def test_up_call_down(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -174,6 +196,7 @@ def test_up_call_down(tmp_path):
         assert again.returncode == 0 and "final" in again.stdout, again.stderr[-2000:]
 
         _records_verbs(env)
+        _audit(env)
 
         issued = _confide("certs", "issue", "--tenant", "globex", env=env)
         assert issued.returncode == 0 and "not" not in issued.stdout.split("note:")[0]

@@ -39,7 +39,9 @@ def cluster(test_pki, tmp_path_factory):
     """(config, port): a fixed port, which a redeployed gateway binds again."""
     config = call_path_config(tmp_path_factory.mktemp("state")).with_overrides(
         gateway={"port": _free_port(), "shutdown_grace_seconds": 1},
-        transcriber={"num_replicas": 2},
+        # Full 30 s encoder windows: a turn then stays out long enough (about 0.8 s a
+        # decode here) for the kill to land while several are in flight.
+        transcriber={"num_replicas": 2, "window_step_seconds": 30},
     )
     with lifecycle.embedded(config, test_pki.server) as port:
         yield config, port
