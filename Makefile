@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.confide-installed
 
-.PHONY: setup demo test lint bench fuzz samples clean
+.PHONY: setup demo test lint bench peer fuzz samples clean
 
 CHECKOV_STAMP := .venv-checkov/.confide-installed
 
@@ -72,6 +72,20 @@ fuzz: setup
 
 bench: setup
 	$(BIN)/python -m loadtests.bench --interims both
+
+# The peer in the throughput comparison: WhisperLive pins faster-whisper 1.2.0 and pulls
+# torch, openai-whisper and OpenVINO (about 3 GB), and PyAudio needs PortAudio's headers,
+# so it gets its own environment, used only by loadtests/peer.py.
+WHISPERLIVE := .venv-whisperlive
+$(WHISPERLIVE)/.confide-installed:
+	ls /usr/include/portaudio.h >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq portaudio19-dev)
+	test -x $(WHISPERLIVE)/bin/python || $(PYTHON) -m venv $(WHISPERLIVE)
+	$(WHISPERLIVE)/bin/python -m pip install --quiet whisper-live==0.10.0
+	touch $@
+
+peer: setup $(WHISPERLIVE)/.confide-installed
+	$(BIN)/python -m loadtests.peer --calls 1,4,8 --whisperlive-python $(WHISPERLIVE)/bin/python
 
 samples: setup
 	apt-get install -y -qq asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata \

