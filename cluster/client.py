@@ -165,13 +165,23 @@ async def stream_call(
                     on_event(event, pacer.sent_seconds)
             return result
         except grpc.aio.AioRpcError as error:
-            resumable = resume is not None and error.code() == grpc.StatusCode.UNAVAILABLE
             ended_by_drain = received and result.events[-1].HasField("resume")
+            resumable = resume is not None and ended_by_status(error.code(), ended_by_drain)
             attempts += 1
             if not resumable or (received and not ended_by_drain) or attempts > RESUME_ATTEMPTS:
                 raise
             if not received:  # no gateway took the resumed call yet (one was draining)
                 await asyncio.sleep(0.5 * attempts)
+
+
+def ended_by_status(code: grpc.StatusCode, ended_by_drain: bool) -> bool:
+    """Whether a call's final status is the drain's UNAVAILABLE. A chunk written while
+    the gateway ends the call makes grpcio report "INTERNAL: Internal error from Core"
+    instead of the server's status (grpc#36066); after a CallResume event, that is the
+    drain too."""
+    return code == grpc.StatusCode.UNAVAILABLE or (
+        ended_by_drain and code == grpc.StatusCode.INTERNAL
+    )
 
 
 @dataclass

@@ -41,7 +41,7 @@ import grpc
 import grpc.experimental.gevent as grpc_gevent
 from locust import User, events, task
 
-from cluster.client import call_requests
+from cluster.client import call_requests, ended_by_status
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc, records_pb2, records_pb2_grpc
 from loadtests.corpus import call_references, call_wer
@@ -153,7 +153,7 @@ class ContactCenterCall(User):
                         if self._references:
                             self._fire("call_wer", call_wer(self._references, heard))
             except grpc.RpcError as error:
-                if ended_by_drain and error.code() == grpc.StatusCode.UNAVAILABLE:
+                if ended_by_drain and ended_by_status(error.code(), ended_by_drain):
                     continue
                 self._fire(
                     "StreamCall",

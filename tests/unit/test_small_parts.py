@@ -165,3 +165,16 @@ def test_the_demo_latency_summary_has_one_line_per_stage_that_ran():
     assert header.split() == ["stage", "count", "p50", "ms", "max", "ms"]
     assert decode.split()[-3:] == ["3", "200.0", "300.0"]
     assert first_token.startswith("reply first token") and first_token.split()[-1] == "250.0"
+
+
+def test_a_write_race_after_a_resume_event_still_counts_as_the_drain():
+    """grpc#36066: a chunk written while the gateway ends the call turns its UNAVAILABLE
+    into the client's INTERNAL; only after a CallResume is that the drain."""
+    import grpc
+
+    from cluster.client import ended_by_status
+
+    assert ended_by_status(grpc.StatusCode.UNAVAILABLE, ended_by_drain=False)
+    assert ended_by_status(grpc.StatusCode.INTERNAL, ended_by_drain=True)
+    assert not ended_by_status(grpc.StatusCode.INTERNAL, ended_by_drain=False)
+    assert not ended_by_status(grpc.StatusCode.PERMISSION_DENIED, ended_by_drain=True)
