@@ -17,6 +17,7 @@ result is then the same as without batching, only the common case is batched.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -87,7 +88,12 @@ class BatchDecoder:
 
         model = self._model
         tokenizer = self._tokenizer(language)
-        subset = encoder_output if len(indexes) == len(turns) else _rows(encoder_output, indexes)
+        host = functools.cache(lambda: _host(encoder_output))  # at most one copy a batch
+        subset = (
+            encoder_output
+            if len(indexes) == len(turns)
+            else _rows(host(), indexes, encoder_output.device)
+        )
         prompt = model.get_prompt(tokenizer, [], without_timestamps=False)
         generated = model.model.generate(
             subset,
@@ -102,7 +108,7 @@ class BatchDecoder:
             suppress_tokens=self._suppressed(tokenizer),
             max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP / model.time_precision),
         )
-        for row, (i, result) in enumerate(zip(indexes, generated, strict=True)):
+        for i, result in zip(indexes, generated, strict=True):
             tokens = result.sequences_ids[0]
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             seconds = len(audios[i]) / 16000
@@ -134,20 +140,19 @@ class BatchDecoder:
             ]
             words: tuple[Word, ...] = ()
             if turns[i].word_timestamps and segments:
-                words = self._words(tokenizer, segments, encoder_output, indexes, row, i, frames[i])
+                own = _rows(host(), [i], encoder_output.device)
+                words = self._words(tokenizer, segments, own, frames[i])
             results[i] = TurnTranscript(
                 text=" ".join(tokenizer.decode(s["tokens"]).strip() for s in segments),
                 words=words,
                 audio_seconds=seconds,
             )
 
-    def _words(
-        self, tokenizer, segments, encoder_output, indexes, row, i, frames
-    ) -> tuple[Word, ...]:
+    def _words(self, tokenizer, segments, own, frames: int) -> tuple[Word, ...]:
         """Word timings as transcribe computes them for one window. Aligned turn by turn:
         add_word_timestamps carries the previous window's last speech time into the next,
-        which across independent turns would be wrong."""
-        own = _rows(encoder_output, [i])
+        which across independent turns would be wrong. `own` is this turn's encoder
+        output alone."""
         self._model.add_word_timestamps(
             [segments], tokenizer, own, frames, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0
         )
@@ -192,17 +197,21 @@ class BatchDecoder:
         return get_suppressed_tokens(tokenizer, [-1])
 
 
-def _rows(storage, indexes: Sequence[int]):
-    """Some rows of a CTranslate2 StorageView, as a new StorageView on its device."""
+def _host(storage) -> np.ndarray:
+    """A CTranslate2 StorageView as a host array (copied from the GPU when there)."""
     import ctranslate2
 
-    host = (
-        np.array(storage.to_device(ctranslate2.Device.cpu))
-        if storage.device == "cuda"
-        else np.array(storage)
-    )
+    if storage.device == "cuda":
+        return np.array(storage.to_device(ctranslate2.Device.cpu))
+    return np.array(storage)
+
+
+def _rows(host: np.ndarray, indexes: Sequence[int], device: str):
+    """Some rows of a host array, as a StorageView on `device`."""
+    import ctranslate2
+
     rows = ctranslate2.StorageView.from_array(np.ascontiguousarray(host[list(indexes)]))
-    return rows.to_device(ctranslate2.Device.cuda) if storage.device == "cuda" else rows
+    return rows.to_device(ctranslate2.Device.cuda) if device == "cuda" else rows
 
 
 def _last_timestamp(tokens: Sequence[int], tokenizer) -> int:
