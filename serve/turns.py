@@ -81,7 +81,7 @@ class TurnSegmenter:
         self._pad = config.speech_pad_ms * ms
         self._min_speech = config.min_speech_ms * ms
         self._max_turn = int(config.max_turn_seconds * MODEL_RATE)
-        self._vad = VadStream()
+        self._vad = VadStream(config.windows_per_run)
         self._buffer = _AudioBuffer()
         self._position = 0  # call offset of the next VAD window
         self._speech_start: int | None = None

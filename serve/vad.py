@@ -43,9 +43,17 @@ def _session():
 
 
 class VadStream:
-    """Speech probabilities for one channel's 16 kHz audio, one per 512-sample window."""
+    """Speech probabilities for one channel's 16 kHz audio, one per 512-sample window.
 
-    def __init__(self) -> None:
+    The model runs once `windows_per_run` windows are waiting: a run's fixed cost is most
+    of a window's (measured here: 0.38 ms for one window, 0.42 ms for two), and at 20 ms
+    chunks these runs were 40 % of the gateway event loop's time at 16 calls (py-spy).
+    The probabilities are the same either way (the model threads its state through the
+    windows of a run); a window is decided up to (windows_per_run - 1) x 32 ms later.
+    """
+
+    def __init__(self, windows_per_run: int = 1) -> None:
+        self._run_samples = windows_per_run * WINDOW_SAMPLES
         self._session = _session()
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
@@ -55,6 +63,9 @@ class VadStream:
     def process(self, audio: np.ndarray) -> np.ndarray:
         """Probabilities for every window completed by this audio (possibly none)."""
         audio = np.concatenate([self._pending, audio.astype(np.float32, copy=False)])
+        if len(audio) < self._run_samples:
+            self._pending = audio
+            return np.zeros(0, dtype=np.float32)
         whole = len(audio) - len(audio) % WINDOW_SAMPLES
         self._pending = audio[whole:]
         if whole == 0:

@@ -297,6 +297,11 @@ class VadConfig(_Strict):
     """Shorter bursts (clicks, breaths) are dropped, never transcribed."""
     max_turn_seconds: Annotated[float, Field(ge=2, le=30)] = 20.0
     """A turn is cut here even without a pause (whisper's window is 30 s)."""
+    windows_per_run: Annotated[int, Field(ge=1, le=8)] = 2
+    """The VAD model runs once this many 32 ms windows of a channel are waiting. Its
+    runs were the gateway's largest cost at 20 ms chunks; with 2 a call's audio path
+    costs a quarter less CPU than with 1 (9.8 against 13.1 ms per call second, same
+    turns), and a turn's end is decided 16 ms later on average (32 ms at most)."""
 
 
 class _ReplicaScaling(_Strict):

@@ -23,6 +23,19 @@ def test_streaming_vad_equals_faster_whispers_batched_vad(two_channel_call):
     assert np.allclose(streamed, batched, atol=1e-5)
 
 
+def test_vad_runs_every_few_windows_with_the_same_probabilities(two_channel_call):
+    audio = _channels(two_channel_call)[0][: 100 * WINDOW_SAMPLES]
+    chunks = [audio[i : i + 320] for i in range(0, len(audio), 320)]  # 20 ms each
+    every_window, every_third = VadStream(1), VadStream(3)
+    one = [every_window.process(chunk) for chunk in chunks]
+    three = [every_third.process(chunk) for chunk in chunks]
+    assert {len(run) for run in one} == {0, 1}
+    assert {len(run) for run in three} == {0, 3}  # the model waits for three windows
+    expected, got = np.concatenate(one), np.concatenate(three)
+    assert len(expected) - len(got) < 3  # at most two windows still wait
+    assert np.allclose(expected[: len(got)], got, atol=1e-5)
+
+
 def test_turns_follow_the_reference_timeline(two_channel_call):
     import json
 
