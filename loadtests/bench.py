@@ -3,7 +3,7 @@ calls over mutual TLS, and a table of what it sustained.
 
     python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim | --interims both]
                               [--agent] [--compare sealing|tracing|records|redaction|
-                              data-key-cache|ray-tls|finals-first]
+                              data-key-cache|ray-tls|finals-first] [--breakdown]
 
 Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
 factor (decode seconds per audio second), calls completed and refused, CPU (percent of
@@ -12,12 +12,21 @@ machine's CPU (200 % = both cores here). Prints a table and writes summary.csv a
 loadtests/results/<timestamp>/. Each N runs against the same warm cluster in one run,
 so rows compare side by side on this noisy machine. `--compare` runs every level twice,
 on two clusters that differ only in payload sealing or in tracing (exported over OTLP
-to a receiver in this process), and reports the ratio.
+to a receiver in this process), and reports the ratio. `--breakdown` traces the cluster
+into that receiver and prints, per level, where a final's time went (the gateway's and
+the transcriber's spans): waiting to be sent, the trip to a replica, the replica's
+queue, decoding, the trip back, redaction.
+
+Latencies count in each level's steady state only (Locust's --steady-state: from one
+call length after the start, when every user is in a call, until the run time ends).
+Locust runs at the replicas' CPU niceness (Ray's workers are niced; a load generator
+that is not takes the shared cores first), and its send lag column shows it kept pace.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import csv
 import os
@@ -34,7 +43,7 @@ import psutil
 
 from cluster import lifecycle, models
 from cluster.trace_receiver import TraceReceiver
-from loadtests.load import client_tls_dir, locust_command, replica_processes
+from loadtests.load import client_tls_dir, locust_command, replica_niceness, replica_processes
 from serve.core.config import ConfideConfig, load_config
 from serve.core.wavfile import read_wav
 
@@ -101,6 +110,9 @@ class Row:
     transcriber_cpu_pct: float
     transcriber_rss_mb: float
     load_generator_cpu_pct: float
+    load_generator_lag_p95_ms: float
+    """How late the load generator sent chunks (per call, its latest): near 0 means
+    it kept pace and the latencies are the server's."""
     machine_cpu_pct: float
     # With --agent only (NaN otherwise):
     reply_first_token_p50_ms: float = NAN
@@ -234,6 +246,8 @@ def run_level(
         prefix,
         int(read_wav(recording).seconds) + 15,
     )
+    command.insert(-1, "--steady-state")
+    command = ["nice", "-n", str(replica_niceness()), *command]
     if interims:
         command.insert(-1, "--interim")
     if args.agent:
@@ -301,6 +315,7 @@ def run_level(
         transcriber_cpu_pct=round(monitor.cpu_pct["Transcriber"], 1),
         transcriber_rss_mb=round(monitor.rss_mb["Transcriber"], 1),
         load_generator_cpu_pct=round(100 * load_cpu / monitor.elapsed, 1),
+        load_generator_lag_p95_ms=_number(_locust_row(stats_csv, "send_lag"), "95%"),
         machine_cpu_pct=round(monitor.machine_cpu_pct, 1),
         **agent,
         **records,
@@ -352,7 +367,7 @@ def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[
         overrides = dict(variant.overrides)
         # Redaction is compared with both clusters traced (OTLP/HTTP, no measurable cost
         # here): its spans time each final's redaction in the gateway exactly.
-        traced = variant.name == "traced" or args.compare == "redaction"
+        traced = variant.name == "traced" or args.compare == "redaction" or args.breakdown
         if traced:
             receiver = stack.enter_context(TraceReceiver())
             http = args.otlp == "http" or args.compare == "redaction"
@@ -367,7 +382,57 @@ def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[
             print(f"  spans received by the OTLP receiver: {len(receiver.spans)}")
         if variant.name == "redacted":
             print_redaction_spans(receiver.spans, windows)
+        if args.breakdown:
+            print_breakdown(receiver.spans, windows)
         return rows
+
+
+def print_breakdown(spans, windows: list[tuple[int, int, int]]) -> None:
+    """Where finals spent their time in the cluster, per level, from the spans of each
+    final: the gateway's confide.vad (ends when the VAD cut the turn), confide.transcribe
+    and confide.redact, and the transcriber's confide.transcriber.decode (its
+    confide.decode_ms is the engine's own time; the rest of the span is the wait for a
+    worker thread and opening and sealing the payloads). What follows redaction (the
+    record's write, the ordered emit, the network) is the end-to-end p50 minus these."""
+    finals: dict[tuple, dict] = {}
+    timed = ("confide.vad", "confide.transcribe", "confide.redact")
+    for span in spans:
+        if span.name in timed and not span.attributes.get("confide.interim"):
+            attributes = span.attributes
+            key = (
+                span.trace_id,
+                attributes.get("confide.channel"),
+                attributes.get("confide.turn_index"),
+            )
+            finals.setdefault(key, {})[span.name] = span
+    served = {s.parent_span_id: s for s in spans if s.name == "confide.transcriber.decode"}
+    for calls, start, end in windows:
+        parts: dict[str, list[float]] = collections.defaultdict(list)
+        for final in finals.values():
+            vad, sent, redact = (final.get(name) for name in timed)
+            if not (vad and sent and redact and start <= vad.end_ns <= end):
+                continue
+            parts["cut -> sent"].append((sent.start_ns - vad.end_ns) / 1e6)
+            replica = served.get(sent.span_id)
+            if replica is not None:
+                decode = float(replica.attributes.get("confide.decode_ms", 0.0))
+                parts["to the replica"].append((replica.start_ns - sent.start_ns) / 1e6)
+                parts["queue, open, seal"].append(replica.duration_ms - decode)
+                parts["decode"].append(decode)
+                parts["back to the gateway"].append((sent.end_ns - replica.end_ns) / 1e6)
+            parts["redaction"].append(redact.duration_ms)
+            parts["cut -> redacted"].append((redact.end_ns - vad.end_ns) / 1e6)
+        print(f"  {calls} calls: where finals' time went (ms, {len(parts['decode'])} finals)")
+        for part, times in parts.items():
+            if not times:  # a level without finals
+                continue
+            p50, p95 = _p50_p95(times)
+            print(f"    {part:22} p50 {p50:8.1f}  p95 {p95:8.1f}")
+
+
+def _p50_p95(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return times[len(times) // 2], times[min(int(len(times) * 0.95), len(times) - 1)]
 
 
 def print_redaction_spans(spans, windows: list[tuple[int, int, int]]) -> None:
@@ -381,7 +446,7 @@ def print_redaction_spans(spans, windows: list[tuple[int, int, int]]) -> None:
         if not times:
             print(f"  {calls} calls: no confide.redact spans arrived")
             continue
-        p50, p95 = times[len(times) // 2], times[min(int(len(times) * 0.95), len(times) - 1)]
+        p50, p95 = _p50_p95(times)
         print(
             f"  {calls} calls: redaction added per final (confide.redact, {len(times)} finals): "
             f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {times[-1]:.1f} ms"
@@ -522,7 +587,7 @@ def print_redaction_cost(repeats: int = 200) -> None:
             redactor.redact(words, entities)
             times.append((time.perf_counter() - started) * 1000)
         times.sort()
-        p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95)]
+        p50, p95 = _p50_p95(times)
         print(f"  {len(words):3} words  p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
 
 
@@ -557,6 +622,11 @@ def main() -> int:
         action="store_true",
         help="with --compare, run the baseline cluster first (repeat both orders: the first "
         "cluster of a run is measured on a colder machine)",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="trace the cluster and print where finals spent their time, per level",
     )
     parser.add_argument(
         "--otlp", choices=["grpc", "http"], default="grpc", help="how traced variants export"

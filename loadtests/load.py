@@ -53,6 +53,15 @@ def locust_command(
     ]  # fmt: skip
 
 
+def replica_niceness() -> int:
+    """The CPU niceness of Confide's replicas. Ray starts its workers nicer than the
+    processes around them (RAY_worker_niceness, 15 here); a load generator on the same
+    machine should run at the same, or it takes the shared cores first and the server
+    is measured with less CPU than it was given."""
+    processes = replica_processes("Gateway")
+    return processes[0].nice() if processes else 0
+
+
 def replica_processes(deployment: str, children: bool = False) -> list[psutil.Process]:
     """The worker processes of a deployment's replicas (Ray titles each one
     `ray::ServeReplica:confide:<deployment>`); with `children`, their child processes

@@ -19,6 +19,9 @@ With --agent (the call asks for agent replies), per customer turn answered:
 - call_wer: per call with a reference (the recording's .json), response time is the
   word error rate of its finals in percent, all referenced channels together (as the
   client receives them: redacted names count as errors, the same in every variant).
+- send_lag: per call, how late the user sent its most delayed chunk against the
+  recording's clock: a load generator that cannot keep pace shows here first, and its
+  lateness would count as the server's latency.
 - resume_gap: when a draining gateway ended the call with a CallResume, from that event
   to the first event of the resumed StreamCall (the user resumes as `confide call` does).
 
@@ -27,11 +30,16 @@ command line with a supervisor certificate as reader.pem/reader.key in --tls-dir
 lists the tenant's calls and reads one every --read-interval seconds; request events
 "ListCalls" and "GetCall" time each (each read is also one audit record).
 
+With --steady-state, the latencies count only while every user is in a call: from one
+call length after the start (the first calls start spread over that long) until the run
+time ends (afterwards the last calls wind down), so a level's percentiles are its full load.
+
 Run through `python -m loadtests.bench`, which starts the cluster and passes the options.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 import uuid
@@ -59,10 +67,29 @@ def _options(parser) -> None:
     parser.add_argument("--interim", action="store_true", help="ask for interim results")
     parser.add_argument("--agent", action="store_true", help="ask for agent replies")
     parser.add_argument("--read-interval", type=float, default=2.0, help="RecordsReader pace")
+    parser.add_argument(
+        "--steady-state",
+        action="store_true",
+        help="time finals and replies only once every user's first call has started (one "
+        "call length after the start) and until the run time ends, not while calls ramp "
+        "up or wind down",
+    )
+
+
+_started_at = 0.0
+"""When the load began (test_start), on the monotonic clock."""
+
+
+@events.test_start.add_listener
+def _load_started(**_) -> None:
+    global _started_at
+    _started_at = time.monotonic()
 
 
 class ContactCenterCall(User):
     """Each user is one live call after another on one gRPC channel."""
+
+    _users = itertools.count()
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
@@ -77,8 +104,18 @@ class ContactCenterCall(User):
         self._interim = options.interim
         self._agent = options.agent
         self._references = call_references(Path(options.recording), self._roles)
-        # Live calls do not start in lockstep: spread first calls over one call length.
-        time.sleep(random.uniform(0, self._recording.seconds))
+        # Live calls do not start in lockstep: the first calls start spread over one
+        # call length, at the golden ratio's multiples, which stay evenly spread for any
+        # number of users and are the same in every run (random phases made p95 vary
+        # 2-4x between identical runs: their turns clustered differently).
+        phase = (next(self._users) * 0.6180339887498949) % 1.0
+        time.sleep(phase * self._recording.seconds)
+        self._measured = (-float("inf"), float("inf"))
+        if options.steady_state:
+            self._measured = (
+                _started_at + self._recording.seconds,
+                _started_at + options.run_time,
+            )
 
     def on_stop(self) -> None:
         self._channel.close()
@@ -99,21 +136,28 @@ class ContactCenterCall(User):
             context={},
         )
 
+    def _fire_latency(self, name: str, milliseconds: float, now: float) -> None:
+        """A latency, counted only inside the measured window (--steady-state)."""
+        if self._measured[0] <= now <= self._measured[1]:
+            self._fire(name, milliseconds)
+
     @task
     def stream_call(self) -> None:
         call_id = f"load-{uuid.uuid4().hex}"
-        replies = _ReplyClock(self._fire)
+        replies = _ReplyClock(self._fire, self._fire_latency)
         started = time.monotonic()
         resume: pb.CallResume | None = None
         resumed_at: float | None = None
         finals = 0
         heard: dict[int, list[str]] = {}
+        lag = [0.0]
 
         def paced(requests):
             for seconds, request in requests:
                 delay = started + seconds - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)  # gevent-patched: yields to other calls
+                lag[0] = max(lag[0], -delay)
                 yield request
 
         while True:  # one StreamCall per segment: a draining gateway hands the call on
@@ -139,7 +183,7 @@ class ContactCenterCall(User):
                         finals += 1
                         heard.setdefault(event.transcript.channel, []).append(event.transcript.text)
                         turn_end = started + event.transcript.end_seconds
-                        self._fire("end_of_turn_to_final", (now - turn_end) * 1000)
+                        self._fire_latency("end_of_turn_to_final", (now - turn_end) * 1000, now)
                         replies.final(event.transcript, turn_end, now)
                     elif kind == "agent_reply":
                         replies.reply(event.agent_reply, now)
@@ -149,6 +193,7 @@ class ContactCenterCall(User):
                         resume, resumed_at = event.resume, now
                     elif kind == "summary":
                         self._fire("call_turns", 0, response_length=event.summary.turns)
+                        self._fire("send_lag", lag[0] * 1000)
                         self._fire("call_finals", 0, response_length=finals)
                         if self._references:
                             self._fire("call_wer", call_wer(self._references, heard))
@@ -219,8 +264,9 @@ class RecordsReader(User):
 class _ReplyClock:
     """Times agent replies against the customer turns they answer."""
 
-    def __init__(self, fire) -> None:
+    def __init__(self, fire, fire_latency) -> None:
         self._fire = fire
+        self._fire_latency = fire_latency
         self._turns: dict[int, tuple[float, float]] = {}  # turn -> (turn end, final seen)
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
@@ -236,8 +282,8 @@ class _ReplyClock:
             if turn not in self._first and turn in self._turns:
                 turn_end, final_seen = self._turns[turn]
                 self._first[turn] = now
-                self._fire("end_of_turn_to_first_reply_token", (now - turn_end) * 1000)
-                self._fire("final_to_first_reply_token", (now - final_seen) * 1000)
+                self._fire_latency("end_of_turn_to_first_reply_token", (now - turn_end) * 1000, now)
+                self._fire_latency("final_to_first_reply_token", (now - final_seen) * 1000, now)
             self._deltas[turn] = self._deltas.get(turn, 0) + 1
             self._last[turn] = now
             return
