@@ -1,16 +1,18 @@
 """Autoscaling benchmark: a step from 4 to 16 live calls, and what the transcriber's
 autoscaling does about it.
 
-    python -m loadtests.step [--signal final_wait|ongoing_requests|fixed]
+    python -m loadtests.step [--signals final_wait,ongoing_requests,fixed]
                              [--step-from 4] [--step-to 16] [--step-at 60] [--run-time 300]
 
 An embedded cluster whose transcriber replicas have one decoding thread and one CPU each
 (so a second replica is a second core's worth of decoding on this machine), autoscaled
-between 1 and --max-replicas on the chosen signal (serve/autoscaling.py; `fixed` keeps
-one replica). Locust runs --step-from calls, then --step-to from --step-at seconds. Every
-5 s the benchmark counts the transcriber's replica processes; every final's end-of-turn
--> final latency is logged with its time. Prints a timeline per 20 s (calls, replicas,
-finals, p50/p95) and writes step.csv and step.png under loadtests/results/<timestamp>/.
+between 1 and --max-replicas on each chosen signal (serve/autoscaling.py; `fixed` keeps
+one replica), one cluster per signal, one after another. Locust runs --step-from calls,
+then --step-to from --step-at seconds. Every 5 s the benchmark counts the transcriber's
+replica processes; every final's end-of-turn -> final latency is logged with its time.
+Prints a timeline per 20 s (calls, replicas,
+finals, p50/p95), the signals side by side, and writes step.csv and step-<signal>.png
+under loadtests/results/<timestamp>/.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from pathlib import Path
 
 from cluster import lifecycle
 from loadtests.bench import DEFAULT_RECORDING
-from loadtests.load import HERE, client_tls_dir, replica_processes
+from loadtests.load import HERE, client_tls_dir, replica_niceness, replica_processes
 from serve.core.config import ConfideConfig, load_config
 from serve.core.wavfile import read_wav
 
 WINDOW_SECONDS = 20
+SIGNALS = ("final_wait", "ongoing_requests", "fixed")
 
 
 def autoscaling(signal: str, max_replicas: int) -> dict:
@@ -135,22 +138,8 @@ def plot(rows: list[dict], path: Path, signal: str) -> None:
     figure.savefig(path, dpi=120)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--signal", choices=["final_wait", "ongoing_requests", "fixed"], default="final_wait"
-    )
-    parser.add_argument("--step-from", type=int, default=4)
-    parser.add_argument("--step-to", type=int, default=16)
-    parser.add_argument("--step-at", type=float, default=60)
-    parser.add_argument("--run-time", type=float, default=300, help="seconds in all")
-    parser.add_argument("--max-replicas", type=int, default=2)
-    parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
-    parser.add_argument("--config", type=Path)
-    args = parser.parse_args()
-    out = HERE / "results" / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True)
-    base = load_config(args.config) if args.config else ConfideConfig()
+def run_signal(signal: str, base: ConfideConfig, args, out: Path) -> list[dict]:
+    """The step against a fresh cluster autoscaled on `signal`: its timeline."""
     with tempfile.TemporaryDirectory(prefix="confide-step-") as state:
         config = base.with_overrides(
             state_dir=state,
@@ -161,31 +150,79 @@ def main() -> int:
                 "num_workers": 1,
                 "cpu_threads": 1,
                 "num_cpus": 1,
-                **autoscaling(args.signal, args.max_replicas),
+                **autoscaling(signal, args.max_replicas),
             },
         )
         with lifecycle.embedded(config) as port:
             tls_dir = client_tls_dir(config)
-            finals_log = out / "finals.csv"
+            finals_log = out / f"finals-{signal}.csv"
             started = time.time()
             with ReplicaCounter() as replicas:
                 target = f"localhost:{port}"
-                command = locust_step(target, tls_dir, args, finals_log, out / "locust")
+                command = locust_step(target, tls_dir, args, finals_log, out / f"locust-{signal}")
+                # At the replicas' priority (loadtests/load.py), as the call benchmark.
+                command = ["nice", "-n", str(replica_niceness()), *command]
                 subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
             with finals_log.open() as f:
                 finals = [(float(at), float(ms)) for at, ms in csv.reader(f)]
     rows = timeline(started, finals, replicas.samples, args)
+    plot(rows, out / f"step-{signal}.png", signal)
+    return [{"signal": signal, **row} for row in rows]
+
+
+def print_side_by_side(rows: list[dict], signals: list[str]) -> None:
+    """One line per window: the calls, then each signal's replicas, finals and p95."""
+    by_window: dict[int, dict[str, dict]] = {}
+    for row in rows:
+        by_window.setdefault(row["seconds"], {})[row["signal"]] = row
+    header = ["seconds", "calls"] + [
+        f"{signal[:10]}:{column}" for signal in signals for column in ("replicas", "p95_ms")
+    ]
+    print("  ".join(h.rjust(12) for h in header))
+    for seconds, signal_rows in sorted(by_window.items()):
+        calls = next(iter(signal_rows.values()))["calls"]
+        values = [str(seconds), str(calls)]
+        for signal in signals:
+            row = signal_rows.get(signal)
+            p95 = "" if row is None or row["p95_ms"] != row["p95_ms"] else str(round(row["p95_ms"]))
+            values += ["" if row is None else str(row["replicas"]), p95]
+        print("  ".join(v.rjust(12) for v in values))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--signals",
+        default="final_wait",
+        help="comma-separated, each on its own cluster one after another: final_wait, "
+        "ongoing_requests (Serve's default policy), fixed (one replica)",
+    )
+    parser.add_argument("--step-from", type=int, default=4)
+    parser.add_argument("--step-to", type=int, default=16)
+    parser.add_argument("--step-at", type=float, default=60)
+    parser.add_argument("--run-time", type=float, default=300, help="seconds in all")
+    parser.add_argument("--max-replicas", type=int, default=2)
+    parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
+    parser.add_argument("--config", type=Path)
+    args = parser.parse_args()
+    signals = args.signals.split(",")
+    unknown = set(signals) - set(SIGNALS)
+    if unknown:
+        parser.error(f"unknown signals {sorted(unknown)}; choose from {', '.join(SIGNALS)}")
+    out = HERE / "results" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    base = load_config(args.config) if args.config else ConfideConfig()
+    rows = [row for signal in signals for row in run_signal(signal, base, args, out)]
     with (out / "step.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, out / "step.png", args.signal)
-    print(f"autoscaling signal: {args.signal}")
-    print("  ".join(k.rjust(8) for k in rows[0]))
-    for row in rows:
-        values = (str(round(v) if isinstance(v, float) else v) for v in row.values())
-        print("  ".join(v.rjust(8) for v in values))
-    print(f"\nwrote {out / 'step.csv'} and {out / 'step.png'}")
+    print(
+        f"step {args.step_from} -> {args.step_to} calls at {args.step_at:g} s, "
+        f"per {WINDOW_SECONDS} s:"
+    )
+    print_side_by_side(rows, signals)
+    print(f"\nwrote {out / 'step.csv'} and step-<signal>.png there")
     return 0
 
 
