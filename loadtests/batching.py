@@ -1,13 +1,15 @@
 """Decoding benchmark: turn by turn against batched across calls, on the real model.
 
     python -m loadtests.batching [--batch-sizes 1,2,4,8] [--repeats 3] [--threads 1]
+    python -m loadtests.batching --pack [--prompts 160] [--repeats 1]
 
 Cuts the sample calls (examples/*.wav with a reference) into turns with the gateway's own
 VAD, then decodes the same turns with WhisperModel.transcribe one at a time and with
 serve/whisper_batch.py in batches of each size, in one process, alternating. Reports
 turns per second, real-time factor, how many turns the batched pass handed back to the
 one-at-a-time path, and WER per variant against the references (must not get worse).
-Writes batching.csv under loadtests/results/<timestamp>/.
+With --pack it compares instead, on recorded prompts of at most 4 s, one turn to a 10 s
+window against two (run_packed). Writes batching.csv under loadtests/results/<timestamp>/.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from serve.whisper_batch import BatchDecoder
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RESULTS = Path(__file__).resolve().parent / "results"
+PACK_GAP_SECONDS = 1.0
+PACK_MAX_TURN_SECONDS = 4.0
+"""--pack: turns this short or shorter, two to a window (two fit one 10 s window)."""
 
 
 @dataclass(frozen=True)
@@ -115,14 +120,6 @@ def run(engine, channels: list[ChannelTurns], batch_size: int, window: float = 3
                     result = engine.transcribe_blocking(turn)
                 texts.append(result.text)
     wall = time.perf_counter() - started
-    audio = sum(len(t.pcm16) / 32000 for t in turns)
-    errors, words, position = 0.0, 0, 0
-    for channel in channels:
-        hypothesis = " ".join(texts[position : position + len(channel.turns)])
-        position += len(channel.turns)
-        reference_words = len(channel.reference.split())
-        errors += word_error_rate(channel.reference, hypothesis) * reference_words
-        words += reference_words
     return Result(
         "one-at-a-time" if batch_size == 0 else "batched",
         batch_size,
@@ -130,10 +127,66 @@ def run(engine, channels: list[ChannelTurns], batch_size: int, window: float = 3
         len(turns),
         round(wall, 2),
         round(len(turns) / wall, 2),
-        round(wall / audio, 4),
+        round(wall / _audio_seconds(turns), 4),
         handed_back,
-        round(100 * errors / words, 2),
+        _wer_pct(channels, texts),
     )
+
+
+def run_packed(engine, channels: list[ChannelTurns], window: float) -> Result:
+    """Two turns in one window: each pair of single-turn channels (different recordings,
+    as two calls would be) is decoded as turn A, PACK_GAP_SECONDS of silence, turn B;
+    each word goes back to the turn its middle falls in (boundary: the gap's middle).
+    Measures whether packing could share the encoder's window without losing words or
+    moving them between turns (a moved word counts as an error in both turns)."""
+    turns = [c.turns[0] for c in channels]
+    gap = np.zeros(int(PACK_GAP_SECONDS * 16000), dtype="<i2")
+    decoder = BatchDecoder(engine.model, engine.beam_size, window)
+    texts, handed_back = [], 0
+    started = time.perf_counter()
+    for first in range(0, len(turns), 2):
+        pair = turns[first : first + 2]  # the last is alone when the count is odd
+        pieces = [np.frombuffer(t.pcm16, dtype="<i2") for t in pair]
+        packed = TurnAudio(np.concatenate([pieces[0], gap, *pieces[1:]]).tobytes(), "en", True)
+        result = decoder.decode([packed])[0]
+        if result is None:
+            handed_back += 1
+            result = engine.transcribe_blocking(packed)
+        boundary = len(pieces[0]) / 16000 + PACK_GAP_SECONDS / 2
+        for index in range(len(pair)):
+            texts.append(
+                " ".join(
+                    w.word for w in result.words if ((w.start + w.end) / 2 >= boundary) == index
+                )
+            )
+    wall = time.perf_counter() - started
+    return Result(
+        "packed pairs",
+        1,
+        window,
+        len(turns),
+        round(wall, 2),
+        round(len(turns) / wall, 2),
+        round(wall / _audio_seconds(turns), 4),
+        handed_back,
+        _wer_pct(channels, texts),
+    )
+
+
+def _audio_seconds(turns: list[TurnAudio]) -> float:
+    return sum(len(t.pcm16) / 32000 for t in turns)
+
+
+def _wer_pct(channels: list[ChannelTurns], texts: list[str]) -> float:
+    """WER of all channels together, each channel's turn texts joined."""
+    errors, words, position = 0.0, 0, 0
+    for channel in channels:
+        hypothesis = " ".join(texts[position : position + len(channel.turns)])
+        position += len(channel.turns)
+        reference_words = len(channel.reference.split())
+        errors += word_error_rate(channel.reference, hypothesis) * reference_words
+        words += reference_words
+    return round(100 * errors / words, 2)
 
 
 def main() -> int:
@@ -152,8 +205,16 @@ def main() -> int:
     parser.add_argument(
         "--prompts", type=int, default=120, help="recorded prompts besides the sample calls"
     )
+    parser.add_argument(
+        "--pack",
+        action="store_true",
+        help="instead: recorded prompts of at most 4 s decoded one to a 10 s window, then "
+        "two to a window with their words split back by timestamp (packing)",
+    )
     args = parser.parse_args()
     engine = WhisperEngine(TranscriberConfig(cpu_threads=args.threads, num_workers=1))
+    if args.pack:
+        return compare_packing(engine, args)
     channels = sample_turns() + prompt_turns(args.prompts)
     variants = [(0, 30.0)] + [
         (int(size), float(window))
@@ -168,15 +229,35 @@ def main() -> int:
         for size, window in variants:
             results.append(run(engine, channels, size, window))
             print("  ".join(str(v).rjust(12) for v in asdict(results[-1]).values()), flush=True)
+    out = _write(results)
+    turns = sum(len(c.turns) for c in channels)
+    print(f"\n{turns} turns, {len(channels)} channels; wrote {out}")
+    return 0
+
+
+def compare_packing(engine, args) -> int:
+    limit = PACK_MAX_TURN_SECONDS * 32000
+    short = [c for c in prompt_turns(args.prompts) if len(c.turns[0].pcm16) <= limit]
+    run(engine, short[:4], 1, 10.0)  # warm-up
+    fields = list(Result.__dataclass_fields__)
+    print("  ".join(f.rjust(12) for f in fields), flush=True)
+    results = []
+    for _ in range(args.repeats):
+        for result in (run(engine, short, 1, 10.0), run_packed(engine, short, 10.0)):
+            results.append(result)
+            print("  ".join(str(v).rjust(12) for v in asdict(result).values()), flush=True)
+    print(f"\n{len(short)} turns of at most {PACK_MAX_TURN_SECONDS:g} s; wrote {_write(results)}")
+    return 0
+
+
+def _write(results: list[Result]) -> Path:
     out = RESULTS / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     with (out / "batching.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(results[0])))
         writer.writeheader()
         writer.writerows(asdict(r) for r in results)
-    turns = sum(len(c.turns) for c in channels)
-    print(f"\n{turns} turns, {len(channels)} channels; wrote {out / 'batching.csv'}")
-    return 0
+    return out / "batching.csv"
 
 
 if __name__ == "__main__":
