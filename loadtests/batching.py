@@ -119,18 +119,9 @@ def run(engine, channels: list[ChannelTurns], batch_size: int, window: float = 3
                     handed_back += 1
                     result = engine.transcribe_blocking(turn)
                 texts.append(result.text)
+    variant = "one-at-a-time" if batch_size == 0 else "batched"
     wall = time.perf_counter() - started
-    return Result(
-        "one-at-a-time" if batch_size == 0 else "batched",
-        batch_size,
-        window,
-        len(turns),
-        round(wall, 2),
-        round(len(turns) / wall, 2),
-        round(wall / _audio_seconds(turns), 4),
-        handed_back,
-        _wer_pct(channels, texts),
-    )
+    return _result(variant, batch_size, window, channels, turns, texts, wall, handed_back)
 
 
 def run_packed(engine, channels: list[ChannelTurns], window: float) -> Result:
@@ -147,38 +138,23 @@ def run_packed(engine, channels: list[ChannelTurns], window: float) -> Result:
     for first in range(0, len(turns), 2):
         pair = turns[first : first + 2]  # the last is alone when the count is odd
         pieces = [np.frombuffer(t.pcm16, dtype="<i2") for t in pair]
-        packed = TurnAudio(np.concatenate([pieces[0], gap, *pieces[1:]]).tobytes(), "en", True)
+        audio = np.concatenate([pieces[0], gap, *pieces[1:]]).tobytes()
+        packed = TurnAudio(audio, "en", word_timestamps=True)
         result = decoder.decode([packed])[0]
         if result is None:
             handed_back += 1
             result = engine.transcribe_blocking(packed)
         boundary = len(pieces[0]) / 16000 + PACK_GAP_SECONDS / 2
-        for index in range(len(pair)):
-            texts.append(
-                " ".join(
-                    w.word for w in result.words if ((w.start + w.end) / 2 >= boundary) == index
-                )
-            )
+        first_turn = [w.word for w in result.words if (w.start + w.end) / 2 < boundary]
+        second_turn = [w.word for w in result.words if (w.start + w.end) / 2 >= boundary]
+        texts += [" ".join(first_turn), " ".join(second_turn)][: len(pair)]
     wall = time.perf_counter() - started
-    return Result(
-        "packed pairs",
-        1,
-        window,
-        len(turns),
-        round(wall, 2),
-        round(len(turns) / wall, 2),
-        round(wall / _audio_seconds(turns), 4),
-        handed_back,
-        _wer_pct(channels, texts),
-    )
+    return _result("packed pairs", 1, window, channels, turns, texts, wall, handed_back)
 
 
-def _audio_seconds(turns: list[TurnAudio]) -> float:
-    return sum(len(t.pcm16) / 32000 for t in turns)
-
-
-def _wer_pct(channels: list[ChannelTurns], texts: list[str]) -> float:
-    """WER of all channels together, each channel's turn texts joined."""
+def _result(variant, batch_size, window, channels, turns, texts, wall, handed_back) -> Result:
+    """A variant's row; WER of all channels together, each channel's turn texts joined."""
+    audio_seconds = sum(len(t.pcm16) / 32000 for t in turns)
     errors, words, position = 0.0, 0, 0
     for channel in channels:
         hypothesis = " ".join(texts[position : position + len(channel.turns)])
@@ -186,7 +162,17 @@ def _wer_pct(channels: list[ChannelTurns], texts: list[str]) -> float:
         reference_words = len(channel.reference.split())
         errors += word_error_rate(channel.reference, hypothesis) * reference_words
         words += reference_words
-    return round(100 * errors / words, 2)
+    return Result(
+        variant,
+        batch_size,
+        window,
+        len(turns),
+        round(wall, 2),
+        round(len(turns) / wall, 2),
+        round(wall / audio_seconds, 4),
+        handed_back,
+        round(100 * errors / words, 2),
+    )
 
 
 def main() -> int:

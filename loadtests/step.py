@@ -10,15 +10,15 @@ between 1 and --max-replicas on each chosen signal (serve/autoscaling.py; `fixed
 one replica), one cluster per signal, one after another. Locust runs --step-from calls,
 then --step-to from --step-at seconds. Every 5 s the benchmark counts the transcriber's
 replica processes; every final's end-of-turn -> final latency is logged with its time.
-Prints a timeline per 20 s (calls, replicas,
-finals, p50/p95), the signals side by side, and writes step.csv and step-<signal>.png
-under loadtests/results/<timestamp>/.
+Prints per 20 s the calls and each signal's replicas and p95 side by side, and writes
+step.csv (also finals and p50) and step-<signal>.png under loadtests/results/<timestamp>/.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import subprocess
 import sys
 import tempfile
@@ -171,7 +171,7 @@ def run_signal(signal: str, base: ConfideConfig, args, out: Path) -> list[dict]:
 
 
 def print_side_by_side(rows: list[dict], signals: list[str]) -> None:
-    """One line per window: the calls, then each signal's replicas, finals and p95."""
+    """One line per window: the calls, then each signal's replicas and p95."""
     by_window: dict[int, dict[str, dict]] = {}
     for row in rows:
         by_window.setdefault(row["seconds"], {})[row["signal"]] = row
@@ -184,7 +184,7 @@ def print_side_by_side(rows: list[dict], signals: list[str]) -> None:
         values = [str(seconds), str(calls)]
         for signal in signals:
             row = signal_rows.get(signal)
-            p95 = "" if row is None or row["p95_ms"] != row["p95_ms"] else str(round(row["p95_ms"]))
+            p95 = "" if row is None or math.isnan(row["p95_ms"]) else str(round(row["p95_ms"]))
             values += ["" if row is None else str(row["replicas"]), p95]
         print("  ".join(v.rjust(12) for v in values))
 
