@@ -26,7 +26,7 @@ from serve.core.config import ConfideConfig, RedactionPolicy
 from serve.core.errors import ConfideError, FailedPrecondition, InvalidArgument, Unavailable
 from serve.emitter import OrderedEmitter
 from serve.messages import TurnAudio, TurnTranscript
-from serve.pipeline import CallAudio, ChannelPipeline, FinalTurn
+from serve.pipeline import CallAudio, ChannelPipeline, ChannelStep, FinalTurn
 from serve.records.model import PlainWrite
 from serve.records.recording import CallRecording
 from serve.redaction import CallRedaction, Redaction, Ticket
@@ -137,7 +137,10 @@ class CallSession:
         if self._paused:
             self.paused_seconds += self._audio.skip(data)
             return
-        for channel, step in self._audio.feed(data):
+        self._take(self._audio.feed(data))
+
+    def _take(self, steps: list[tuple[ChannelPipeline, ChannelStep]]) -> None:
+        for channel, step in steps:
             for final in step.finals:
                 self._submit_final(channel, final)
             if step.speech_started:
@@ -176,6 +179,7 @@ class CallSession:
         self._emitter.close()
 
     def _flush_turns(self) -> None:
+        self._take(self._audio.drain())
         for channel in self._audio.channels:
             final = channel.flush()
             if final is not None:
@@ -235,7 +239,7 @@ class CallSession:
     @property
     def audio_seconds(self) -> float:
         """Call audio read so far, this segment and the earlier ones."""
-        return self._progress.audio_offset_seconds + self._audio.seconds_decoded
+        return self._progress.audio_offset_seconds + self._audio.seconds_received
 
     @property
     def _redacted_entities(self) -> int:

@@ -97,6 +97,11 @@ class TurnSegmenter:
         """Length of the current turn's speech so far (0 outside a turn)."""
         return 0 if self._speech_start is None else self._position - self._speech_start
 
+    @property
+    def samples_until_vad_run(self) -> int:
+        """16 kHz samples still to come before the VAD next decides anything."""
+        return self._vad.samples_until_run
+
     def feed(self, audio: np.ndarray) -> list[Turn]:
         """Add 16 kHz audio; return the turns it completed."""
         self._buffer.append(audio)

@@ -61,6 +61,11 @@ class VadStream:
         self._context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
 
+    @property
+    def samples_until_run(self) -> int:
+        """Samples still to come before the model next runs (1 or more)."""
+        return max(self._run_samples - len(self._pending), 1)
+
     def process(self, audio: np.ndarray) -> np.ndarray:
         """Probabilities for every window completed by this audio (possibly none)."""
         audio = np.concatenate([self._pending, audio.astype(np.float32, copy=False)])

@@ -107,7 +107,49 @@ def test_chunks_that_end_inside_a_frame_keep_the_channels_apart(two_channel_call
     )
     call = CallAudio(parse_setup("c", audio_format, False), ConfideConfig())
     call.feed(pcm[:chunk])
+    call.drain()  # as a pause does
     call.skip(pcm[chunk : 2 * chunk])  # unheard, and not a whole number of frames
     call.feed(pcm[2 * chunk : 4 * chunk])
-    # Every byte counts, skipped or not: the frames decoded are the whole ones sent.
-    assert call.seconds_decoded == pytest.approx((4 * chunk // 4) / 8000)
+    # Every byte counts, skipped, held or decoded: the whole frames sent.
+    assert call.seconds_received == pytest.approx((4 * chunk // 4) / 8000)
+
+
+def test_held_chunks_give_the_same_turns_at_the_same_chunks(two_channel_call):
+    """The call's bytes wait until they complete the VAD's next run: every final comes
+    at the same chunk, with the same audio, as when each 20 ms chunk is decoded at once;
+    and bytes still held when the call ends are decoded before its open turn closes."""
+    from confide.v1 import call_pb2 as pb
+    from serve.call_setup import CallSetup
+    from serve.core.config import ConfideConfig
+    from serve.pipeline import CallAudio
+
+    roles = (pb.SPEAKER_ROLE_CUSTOMER, pb.SPEAKER_ROLE_AGENT)
+    rate = two_channel_call.sample_rate
+    setup = CallSetup("c", two_channel_call.encoding, rate, roles, "en", False)
+    step = two_channel_call.frame_bytes * rate * 20 // 1000
+    # Cut at 13.01 s, inside the customer's second turn: it is open when the bytes end,
+    # and the last chunk (10 ms) is too short for the VAD's next run, so it is held.
+    data = two_channel_call.data[: int(13.01 * rate) * two_channel_call.frame_bytes]
+
+    def run(hold: bool):
+        call, finals, events = CallAudio(setup, ConfideConfig()), [], []
+        for offset in range(0, len(data), step):
+            steps = call.feed(data[offset : offset + step])
+            if not hold:
+                steps += call.drain()
+            finals += [(offset, ch.index, f.turn) for ch, s in steps for f in s.finals]
+            events += [(offset, ch.index, s.speech_started, s.blip) for ch, s in steps]
+        assert call.seconds_received == pytest.approx(13.01)
+        assert not [s.finals for _, s in call.drain() if s.finals]
+        open_turns = [(ch.index, ch.flush()) for ch in call.channels]
+        started = [e for e in events if e[2] or e[3]]
+        return finals, [(None, i, f.turn) for i, f in open_turns if f is not None], started
+
+    held, held_open, held_started = run(hold=True)
+    each, each_open, each_started = run(hold=False)
+    assert len(held) >= 2 and len(held_started) >= 3
+    assert held_started == each_started  # speech heard at the same chunks
+    for (o1, c1, t1), (o2, c2, t2) in zip(held + held_open, each + each_open, strict=True):
+        assert (o1, c1, t1.start_sample) == (o2, c2, t2.start_sample)
+        assert np.array_equal(t1.audio, t2.audio)
+    assert held_open  # the open turn reaches the call's last byte either way
