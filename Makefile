@@ -87,12 +87,12 @@ $(WHISPERLIVE)/.confide-installed:
 peer: setup $(WHISPERLIVE)/.confide-installed
 	$(BIN)/python -m loadtests.peer --calls 1,4,8 --whisperlive-python $(WHISPERLIVE)/bin/python
 
-# CTranslate2 for a lent GPU machine's Python 3.12, whose image has torch and
-# transformers but not it: loadtests/decode_capacity.py there (README, "Channels per
-# device").
+# CTranslate2 (the version constraints.txt pins) for a lent GPU machine's Python 3.12,
+# whose image has torch and transformers but not it: loadtests/device_capacity.sh there
+# (README, "Channels per device").
 device-wheels:
 	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-		--implementation cp --platform manylinux_2_28_x86_64 -d .whl ctranslate2==4.8.5
+		--implementation cp --platform manylinux_2_28_x86_64 -d .whl $(shell grep "^ctranslate2==" constraints.txt)
 
 samples: setup
 	apt-get install -y -qq asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata \
