@@ -14,11 +14,11 @@ tokens (end of text suppressed), since random weights would stop anywhere.
 Then a batching worker is simulated with those timings: N live channels each end a turn
 as a Poisson process (`--turns-per-channel-minute`, measured on the benchmark's calls);
 a free worker takes every waiting turn up to the largest batch size timed, and the turn's
-transcript is out when its batch is done. The table gives the p95 of turn cut ->
-transcript per N and the most channels whose p95 stays within `--p95-ms`. What it leaves
-out: the VAD's end-of-turn decision before the cut, the trip through the gateway, and
+transcript is out when its batch is done. The second table gives, per target in
+`--p95-ms` (100 and 300 ms by default), the most channels whose turn cut -> transcript
+p95 stays within it. What it leaves out: the VAD's end-of-turn decision before the cut, the trip through the gateway, and
 the feature extraction (CPU). Prints the tables and writes decode-capacity.csv and
-channel-capacity.csv under --out.
+channel-capacity.csv under --out (default loadtests/results/<timestamp>/).
 """
 
 from __future__ import annotations
@@ -321,8 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--turns-per-channel-minute", type=float, default=round(TURNS_PER_CHANNEL_MINUTE, 2)
     )
-    parser.add_argument("--out", type=Path, default=Path("loadtests/results"))
+    parser.add_argument("--out", type=Path, help="default: loadtests/results/<timestamp>")
     args = parser.parse_args(argv)
+    args.out = args.out or Path(__file__).resolve().parent / "results" / time.strftime(
+        "%Y%m%d-%H%M%S"
+    )
     compute_type = args.compute_type or ("float16" if args.device == "cuda" else "int8")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     windows = [float(w) for w in args.window_seconds.split(",")]
