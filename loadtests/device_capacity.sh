@@ -13,9 +13,12 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 cuda=/usr/local/cuda-13.0/targets/x86_64-linux/lib
 mkdir -p /tmp/cu12
 for lib in libcublas libcublasLt; do ln -sf "$cuda/$lib.so.13" "/tmp/cu12/$lib.so.12"; done
-export LD_LIBRARY_PATH=/tmp/cu12:$cuda:${LD_LIBRARY_PATH:-}
+# CTranslate2 runs Whisper's convolutions with cuDNN 9: the image has it as a pip package.
+cudnn=$(python3 -c "import nvidia.cudnn as c; print(list(c.__path__)[0] + '/lib')" 2>/dev/null || true)
+export LD_LIBRARY_PATH=/tmp/cu12:$cuda${cudnn:+:$cudnn}:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import ctranslate2; print('CUDA devices seen by CTranslate2:', ctranslate2.get_cuda_device_count())"
+python3 -c "import ctranslate2 as c; print('CTranslate2', c.__version__, 'CUDA devices:',
+    c.get_cuda_device_count(), 'types:', sorted(c.get_supported_compute_types('cuda')))"
 python3 -m loadtests.decode_capacity --device cuda --shapes tiny.en,large-v3-turbo \
     --window-seconds 10,30 --batch-sizes 1,2,4,8,16,32,64,128 --out "$out" \
     2>&1 | tee "$out/decode-capacity.log"
