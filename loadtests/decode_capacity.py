@@ -16,9 +16,10 @@ as a Poisson process (`--turns-per-channel-minute`, measured on the benchmark's 
 a free worker takes every waiting turn up to the largest batch size timed, and the turn's
 transcript is out when its batch is done. The second table gives, per target in
 `--p95-ms` (100 and 300 ms by default), the most channels whose turn cut -> transcript
-p95 stays within it. What it leaves out: the VAD's end-of-turn decision before the cut, the trip through the gateway, and
-the feature extraction (CPU). Prints the tables and writes decode-capacity.csv and
-channel-capacity.csv under --out (default loadtests/results/<timestamp>/).
+p95 stays within it. What it leaves out: the VAD's end-of-turn decision before the cut,
+the trip through the gateway, and the feature extraction (CPU). Prints the tables and
+writes decode-capacity.csv and channel-capacity.csv under --out (default
+loadtests/results/<timestamp>/).
 """
 
 from __future__ import annotations
