@@ -92,3 +92,39 @@ def test_a_short_window_keeps_the_words(engine, turns):
     reference = " ".join(normalize(" ".join(r.text for r in full if r)))
     hypothesis = " ".join(normalize(" ".join(r.text for r in short if r)))
     assert word_error_rate(reference, hypothesis) <= 0.1
+
+
+def test_an_interim_is_taken_from_the_first_pass_never_decoded_twice():
+    """The clinic call's growing turns, as the gateway sends them for interims: as finals
+    some would go back to `transcribe` (cut mid-word, the first pass is unsure), which
+    retries with up to five more full-window decodes; as interims every one comes back
+    from the one batched pass, with text."""
+    from serve.core.audio import StreamDecoder, float_to_pcm16
+    from serve.core.config import ConfideConfig
+    from serve.core.wavfile import read_wav
+    from serve.pipeline import ChannelPipeline
+    from tests.conftest import EXAMPLES
+
+    recording = read_wav(EXAMPLES / "clinic_call_mulaw_8k.wav")
+    decoder = StreamDecoder(recording.encoding, recording.sample_rate, recording.channels)
+    growing = []
+    for index, audio in enumerate(decoder.decode(recording.data)):
+        channel = ChannelPipeline(index, 1, ConfideConfig(), interims=True)
+        for start in range(0, len(audio), 320):
+            step = channel.feed(audio[start : start + 320])
+            if step.interim is not None:
+                growing.append(float_to_pcm16(step.interim.audio))
+                channel.interim_done()
+    assert len(growing) >= 5
+    model = WhisperEngine(TranscriberConfig(num_workers=1)).model
+    batch = BatchDecoder(model, beam_size=1, window_seconds=10)
+    as_finals = [batch.decode([TurnAudio(pcm, "en", word_timestamps=True)])[0] for pcm in growing]
+    as_interims = [
+        batch.decode([TurnAudio(pcm, "en", word_timestamps=False)])[0] for pcm in growing
+    ]
+    assert any(r is None for r in as_finals)
+    assert all(r is not None for r in as_interims)
+    for final, interim in zip(as_finals, as_interims, strict=True):
+        assert interim.text  # speech, so some text, unsure or not
+        if final is not None:  # accepted either way: the same words
+            assert normalize(interim.text) == normalize(final.text)
