@@ -247,8 +247,8 @@ def simulate_p95_ms(
     largest = sizes[-1]
 
     def service_seconds(n: int) -> float:
-        if n in batch_ms:
-            return batch_ms[n] / 1000
+        if n in batch_ms or n < sizes[0]:  # below the smallest timed: as long as it
+            return batch_ms[max(n, sizes[0])] / 1000
         above = next(s for s in sizes if s > n)
         below = max(s for s in sizes if s < n)
         share = (n - below) / (above - below)

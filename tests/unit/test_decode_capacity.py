@@ -50,6 +50,8 @@ def test_batching_carries_more_channels_within_the_target():
     p95 = dict(tried)
     assert p95[batched] <= 300
     assert min(p for n, p in tried if n > batched) > 300  # the next point tried is over
+    # Timings from batch 4 up: a lone turn costs what the smallest batch timed does.
+    assert simulate_p95_ms({4: 100.0, 8: 120.0}, 2, 60) >= 100.0
 
 
 def test_the_smallest_shape_runs_through_ctranslate2_on_cpu(tmp_path):
