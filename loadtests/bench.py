@@ -97,6 +97,7 @@ class Row:
     calls: int
     channels: int
     finals: int
+    interims_delivered: int
     eot_final_p50_ms: float
     eot_final_p95_ms: float
     eot_final_p99_ms: float
@@ -302,6 +303,7 @@ def run_level(
         calls=calls,
         channels=calls * read_wav(recording).channels,
         finals=int(finals.get("Request Count", 0)),
+        interims_delivered=int(_locust_row(stats_csv, "interim").get("Request Count", 0)),
         eot_final_p50_ms=float(finals.get("50%", "nan") or "nan"),
         eot_final_p95_ms=p95,
         eot_final_p99_ms=_number(finals, "99%"),

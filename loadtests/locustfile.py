@@ -6,6 +6,8 @@ Custom request events (request_type "grpc"):
   status code as the error.
 - end_of_turn_to_final: per final transcript, from the moment the turn's last audio was
   sent (segment end offset, which includes the VAD pad) to the final's arrival.
+- interim: per interim transcript, from the moment the growing turn's last audio was
+  sent to the interim's arrival (the count says how many interims a load delivers).
 With --agent (the call asks for agent replies), per customer turn answered:
 - end_of_turn_to_first_reply_token: turn's last audio sent -> first AgentReply delta.
 - final_to_first_reply_token: the turn's final transcript -> first delta (the dialogue
@@ -187,6 +189,9 @@ class ContactCenterCall(User):
                         turn_end = started + event.transcript.end_seconds
                         self._fire_latency("end_of_turn_to_final", (now - turn_end) * 1000, now)
                         replies.final(event.transcript, turn_end, now)
+                    elif kind == "transcript":  # an interim
+                        turn_end = started + event.transcript.end_seconds
+                        self._fire_latency("interim", (now - turn_end) * 1000, now)
                     elif kind == "agent_reply":
                         replies.reply(event.agent_reply, now)
                     elif kind == "error":
