@@ -25,7 +25,6 @@ loadtests/results/<timestamp>/).
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import itertools
 import math
@@ -35,6 +34,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from loadtests.report import report
 
 FRAMES_PER_SECOND = 100  # Whisper's mel frames
 TIMESTAMP_TOKENS = 1501  # <|0.00|> ... <|30.00|>
@@ -294,21 +295,6 @@ def channel_capacity(
     return low, sorted(tried.items())
 
 
-def _print_table(rows: list[dict]) -> None:
-    columns = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in rows:
-        print("  ".join(str(row[c]).rjust(w) for c, w in zip(columns, widths, strict=True)))
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", default="tiny.en,large-v3-turbo")
@@ -331,7 +317,6 @@ def main(argv: list[str] | None = None) -> int:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     windows = [float(w) for w in args.window_seconds.split(",")]
     targets = [float(t) for t in args.p95_ms.split(",")]
-    args.out.mkdir(parents=True, exist_ok=True)
 
     timings: list[BatchTiming] = []
     capacity_rows = []
@@ -370,14 +355,11 @@ def main(argv: list[str] | None = None) -> int:
                             "p95_ms_at_capacity": round(at_most[0], 1) if at_most else "",
                         }
                     )
-                # Written as it goes: a lent GPU's time is short, a later shape may fail.
-                _write_csv(args.out / "decode-capacity.csv", [asdict(t) for t in timings])
-                _write_csv(args.out / "channel-capacity.csv", capacity_rows)
-    print(f"\nBatched decoding ({args.device}, {compute_type}; median of {args.repeats})")
-    _print_table([asdict(t) for t in timings])
-    print("\nLive channels per worker within a turn cut -> transcript p95")
-    _print_table(capacity_rows)
-    print(f"\nwrote {args.out}/decode-capacity.csv and channel-capacity.csv")
+        if timings:  # after each shape: a lent GPU's time is short, a later shape may fail
+            print(f"\nBatched decoding ({args.device}, {compute_type}; median of {args.repeats})")
+            report([asdict(t) for t in timings], args.out, "decode-capacity")
+            print("\nLive channels per worker within a turn cut -> transcript p95")
+            report(capacity_rows, args.out, "channel-capacity")
     return 0
 
 
