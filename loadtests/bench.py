@@ -390,14 +390,18 @@ def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[
 
 
 def print_breakdown(spans, windows: list[tuple[int, int, int]]) -> None:
-    """Where finals spent their time in the cluster, per level, from the spans of each
-    final: the gateway's confide.vad (ends when the VAD cut the turn), confide.transcribe
-    and confide.redact, and the transcriber's confide.transcriber.decode (its
-    confide.decode_ms is the engine's own time; the rest of the span is the wait for a
-    worker thread and opening and sealing the payloads). What follows redaction (the
-    record's write, the ordered emit, the network) is the end-to-end p50 minus these."""
+    """Where finals spent their time, per level, from the spans of each final: the
+    gateway's confide.vad (ends when the VAD cut the turn; its confide.audio_lag_ms is
+    how far the gateway's reading trailed the call's clock then), confide.final (from the
+    cut until the client is sent the final) and under it confide.transcribe,
+    confide.redact and confide.record, and the transcriber's confide.transcriber.decode
+    (its confide.decode_ms is the engine's own time; the rest of the span is the wait
+    for a worker thread and opening and sealing the payloads). "waiting its turn" is the
+    time after redaction and storing until the final goes out: the call's earlier
+    turns are sent first. What the client's end-to-end latency has beyond these is the
+    VAD's silence wait and the network."""
     finals: dict[tuple, dict] = {}
-    timed = ("confide.vad", "confide.transcribe", "confide.redact")
+    timed = ("confide.vad", "confide.final", "confide.transcribe", "confide.redact")
     for span in spans:
         if span.name in timed and not span.attributes.get("confide.interim"):
             attributes = span.attributes
@@ -408,12 +412,19 @@ def print_breakdown(spans, windows: list[tuple[int, int, int]]) -> None:
             )
             finals.setdefault(key, {})[span.name] = span
     served = {s.parent_span_id: s for s in spans if s.name == "confide.transcriber.decode"}
+    stored = collections.defaultdict(list)
+    for span in spans:
+        if span.name == "confide.record":
+            stored[span.parent_span_id].append(span)
     for calls, start, end in windows:
         parts: dict[str, list[float]] = collections.defaultdict(list)
         for final in finals.values():
-            vad, sent, redact = (final.get(name) for name in timed)
+            vad, whole, sent, redact = (final.get(name) for name in timed)
             if not (vad and sent and redact and start <= vad.end_ns <= end):
                 continue
+            lag = vad.attributes.get("confide.audio_lag_ms")
+            if lag is not None:
+                parts["audio lag at the cut"].append(float(lag))
             parts["cut -> sent"].append((sent.start_ns - vad.end_ns) / 1e6)
             replica = served.get(sent.span_id)
             if replica is not None:
@@ -424,12 +435,18 @@ def print_breakdown(spans, windows: list[tuple[int, int, int]]) -> None:
                 parts["back to the gateway"].append((sent.end_ns - replica.end_ns) / 1e6)
             parts["redaction"].append(redact.duration_ms)
             parts["cut -> redacted"].append((redact.end_ns - vad.end_ns) / 1e6)
+            if whole is not None:
+                writes = stored.get(whole.span_id, [])
+                done = max([redact.end_ns] + [w.end_ns for w in writes])
+                parts["record"].append(sum(w.duration_ms for w in writes))
+                parts["waiting its turn"].append((whole.end_ns - done) / 1e6)
+                parts["cut -> out to the client"].append((whole.end_ns - vad.end_ns) / 1e6)
         print(f"  {calls} calls: where finals' time went (ms, {len(parts['decode'])} finals)")
         for part, times in parts.items():
             if not times:  # a level without finals
                 continue
             p50, p95 = _p50_p95(times)
-            print(f"    {part:22} p50 {p50:8.1f}  p95 {p95:8.1f}")
+            print(f"    {part:26} p50 {p50:8.1f}  p95 {p95:8.1f}")
 
 
 def _p50_p95(times: list[float]) -> tuple[float, float]:

@@ -14,7 +14,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
 
 from confide.v1 import call_pb2 as pb
 from serve.agent import AgentReplies, Event, ReplyStream
@@ -118,6 +119,10 @@ class CallSession:
         get raw text, the model never does."""
         self._paused = progress.paused
         self.paused_seconds = progress.paused_seconds
+        self._started = time.monotonic()
+        """When this segment's first audio could have arrived: its real-time clock."""
+        self._final_spans: dict[tuple[int, int], Span] = {}
+        """Each final's confide.final span, from its cut until the client is sent it."""
         self.dtmf_events = progress.dtmf_events
         self.final_segments = progress.final_segments
         self.turns = progress.turns
@@ -257,16 +262,29 @@ class CallSession:
 
     async def results(self) -> AsyncIterator[Event]:
         """Every event of the call; failures of single turns or replies as ConfideError."""
-        async for event in self._emitter.events():
-            if _final_reply(event) and self._recording is not None:
-                failure = await self._record(self._counted().reply(event.agent_reply))
+        try:
+            async for event in self._emitter.events():
+                if _final_reply(event) and self._recording is not None:
+                    failure = await self._record(self._counted().reply(event.agent_reply))
+                    yield event
+                    if failure is not None:
+                        yield failure
+                    continue
                 yield event
-                if failure is not None:
-                    yield failure
-                continue
-            yield event
-            if isinstance(event, pb.StreamCallResponse) and event.HasField("transcript"):
-                self._heard(event.transcript)
+                if isinstance(event, pb.StreamCallResponse) and event.HasField("transcript"):
+                    self._sent(event.transcript)
+                    self._heard(event.transcript)
+        finally:  # finals that came to nothing, or the call ended before they were sent
+            for span in self._final_spans.values():
+                span.end()
+            self._final_spans.clear()
+
+    def _sent(self, segment: pb.TranscriptSegment) -> None:
+        """The client was handed a final: its confide.final span ends."""
+        if segment.is_final:
+            span = self._final_spans.pop((segment.channel, segment.turn_index), None)
+            if span is not None:
+                span.end()
 
     async def record_end(self, status: str) -> ConfideError | None:
         """Store the call's final row (its end, counts and status)."""
@@ -284,11 +302,12 @@ class CallSession:
 
     async def _record(self, write: PlainWrite) -> ConfideError | None:
         assert self._recording is not None
-        try:
-            self._recording[0].sealed_details = await self._recording[1](write)
-        except ConfideError as error:
-            return error
-        return None
+        with self._telemetry.tracer.start_as_current_span("confide.record", record_exception=False):
+            try:
+                self._recording[0].sealed_details = await self._recording[1](write)
+            except ConfideError as error:
+                return error
+            return None
 
     async def events(self) -> AsyncIterator[pb.StreamCallResponse]:
         """The call's events as the client receives them: failures become error events."""
@@ -349,11 +368,21 @@ class CallSession:
         if _customer(channel.role):
             self._turn_taking.final_cut(channel.index)
         ticket = self._redaction.reserve(channel.index)
-        self._emitter.submit(self._final(channel, final.turn, time.perf_counter(), ticket))
+        key = (channel.index, self._turn_index(channel, final.turn))
+        span = self._telemetry.tracer.start_span(
+            "confide.final",
+            attributes={"confide.channel": key[0], "confide.turn_index": key[1]},
+        )
+        self._final_spans[key] = span
+        self._emitter.submit(self._final(channel, final.turn, time.perf_counter(), ticket, key))
 
     def _record_vad(self, channel: ChannelPipeline, final: FinalTurn) -> None:
-        """One span per turn, from its first speech to the VAD cutting it."""
+        """One span per turn, from its first speech to the VAD cutting it. Its audio lag
+        is how far the gateway's reading of the call trails the call's own clock at the
+        cut (the client's sending, the network and the gateway's backlog together): a
+        final's latency as the caller sees it includes it."""
         turn = final.turn
+        lag = time.monotonic() - self._started - self._audio.seconds_received
         span = self._telemetry.tracer.start_span(
             "confide.vad",
             start_time=final.speech_started_ns,
@@ -363,6 +392,7 @@ class CallSession:
                 "confide.turn_index": self._turn_index(channel, turn),
                 "confide.speech_seconds": round(turn.end_seconds - turn.start_seconds, 3),
                 "confide.vad_cpu_ms": round(final.vad_cpu_ns / 1e6, 3),
+                "confide.audio_lag_ms": round(lag * 1000, 1),
             },
         )
         span.end()
@@ -396,6 +426,24 @@ class CallSession:
             return result
 
     async def _final(
+        self,
+        channel: ChannelPipeline,
+        turn: Turn,
+        ended_at: float,
+        ticket: Ticket,
+        key: tuple[int, int],
+    ) -> tuple[Event, ...]:
+        """The final's events; its transcription, redaction and record writes are
+        spans under its confide.final span, which `results` ends once it is sent."""
+        span = self._final_spans[key]
+        with trace.use_span(span, end_on_exit=False):
+            events = await self._final_events(channel, turn, ended_at, ticket)
+        if not any(isinstance(e, pb.StreamCallResponse) for e in events):
+            del self._final_spans[key]  # nothing to send: silence, or a failure
+            span.end()
+        return events
+
+    async def _final_events(
         self, channel: ChannelPipeline, turn: Turn, ended_at: float, ticket: Ticket
     ) -> tuple[Event, ...]:
         try:

@@ -323,6 +323,15 @@ def test_one_trace_per_call_across_gateway_transcriber_and_dialogue(traced_clust
     assert call.attributes["confide.tenant"] == hasher("acme")
     assert by_id[call.parent_span_id].name == "/confide.v1.CallService/StreamCall"
     assert names.count("confide.vad") == names.count("confide.transcribe") >= 6
+    # Each final's transcription and redaction sit under its confide.final span, which
+    # lasts until the final was sent.
+    finals = [s for s in trace if s.name == "confide.final"]
+    assert len(finals) == names.count("confide.vad")
+    redactions = [s for s in trace if s.name == "confide.redact"]
+    assert redactions and all(by_id[s.parent_span_id].name == "confide.final" for s in redactions)
+    assert all(
+        s.attributes["confide.audio_lag_ms"] < 5000 for s in trace if s.name == "confide.vad"
+    )
     decodes = [s for s in trace if s.name == "confide.transcriber.decode"]
     assert decodes and all(s.service == "confide-transcriber" for s in decodes)
     assert all(by_id[s.parent_span_id].name == "confide.transcribe" for s in decodes)

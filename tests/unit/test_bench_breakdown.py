@@ -30,18 +30,22 @@ def _span(name, span_id, start_ms, end_ms, parent="", **attributes) -> ReceivedS
 
 def test_a_finals_time_is_split_between_the_gateway_and_the_replica(capsys):
     spans = [
-        _span("confide.vad", "v", 0, 1000),
-        _span("confide.transcribe", "c", 1002, 1402),
+        _span("confide.vad", "v", 0, 1000, **{"confide.audio_lag_ms": 40.0}),
+        _span("confide.final", "f", 1001, 1500),
+        _span("confide.transcribe", "c", 1002, 1402, "f"),
         _span("confide.transcriber.decode", "s", 1022, 1382, "c", **{"confide.decode_ms": 300.0}),
-        _span("confide.redact", "r", 1403, 1433),
+        _span("confide.redact", "r", 1403, 1433, "f"),
+        _span("confide.record", "w1", 1434, 1444, "f"),
+        _span("confide.record", "w2", 1445, 1450, "f"),  # the raw text's row too
         # An interim of the same turn is not a final's time.
         _span("confide.transcribe", "i", 900, 990, **{"confide.interim": True}),
     ]
     print_breakdown(spans, [(4, 0, 2000 * MS), (8, 5000 * MS, 6000 * MS)])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "  4 calls: where finals' time went (ms, 1 finals)"
-    parts = {line[:26].strip(): line[26:].split() for line in lines[1:8]}
+    parts = {line[:30].strip(): line[30:].split() for line in lines[1:12]}
     assert parts == {
+        "audio lag at the cut": ["p50", "40.0", "p95", "40.0"],
         "cut -> sent": ["p50", "2.0", "p95", "2.0"],
         "to the replica": ["p50", "20.0", "p95", "20.0"],
         "queue, open, seal": ["p50", "60.0", "p95", "60.0"],
@@ -49,5 +53,8 @@ def test_a_finals_time_is_split_between_the_gateway_and_the_replica(capsys):
         "back to the gateway": ["p50", "20.0", "p95", "20.0"],
         "redaction": ["p50", "30.0", "p95", "30.0"],
         "cut -> redacted": ["p50", "433.0", "p95", "433.0"],
+        "record": ["p50", "15.0", "p95", "15.0"],
+        "waiting its turn": ["p50", "50.0", "p95", "50.0"],
+        "cut -> out to the client": ["p50", "500.0", "p95", "500.0"],
     }
-    assert lines[8] == "  8 calls: where finals' time went (ms, 0 finals)"  # outside its window
+    assert lines[12] == "  8 calls: where finals' time went (ms, 0 finals)"  # outside its window

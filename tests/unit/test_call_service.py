@@ -806,6 +806,56 @@ def test_each_final_is_stored_sealed_before_the_client_gets_it(
     assert all(b"turn " not in e.sealed for e in store.entries("acme", HASHER("rec-1")))
 
 
+def test_a_finals_span_runs_from_its_cut_until_it_is_sent_in_turn_order(
+    config, test_pki, codec, mono_recording
+):
+    """confide.final holds the final's transcription, redaction and record writes, and
+    ends when the final is sent: an earlier turn's slow transcription holds it back."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from serve.core.config import TelemetryConfig
+    from serve.telemetry import build_tracing
+
+    exporter = InMemorySpanExporter()
+    tracing = build_tracing(TelemetryConfig(export_delay_ms=50), HASHER, "test", exporter)
+    store = open_store(config.records, config.state_path)
+    recorder = Recorder(RecordWriter(store, Spool(config.state_path / "spool", 1 << 20)))
+    transcriber = Transcriber(codec, delay=lambda n: 1.5 if n == 0 else 0.0)
+
+    async def scenario():
+        telemetry = GatewayTelemetry.of(tracing)
+        async with serving(
+            config, test_pki, codec, transcriber, recorder=recorder, telemetry=telemetry
+        ) as (_running, calls):
+            recording = speech_then_silence(mono_recording, 2)
+            result = await stream_call(calls, recording, ["customer"], "rec-2", realtime=False)
+        tracing.provider.force_flush()
+        return result
+
+    result = run(scenario())
+    assert len(result.finals) == 2
+    spans = exporter.get_finished_spans()
+    by_turn = {s.attributes["confide.turn_index"]: s for s in spans if s.name == "confide.final"}
+    assert sorted(by_turn) == [0, 1]
+    for turn, final in by_turn.items():
+        children = [s for s in spans if s.parent and s.parent.span_id == final.context.span_id]
+        names = sorted(s.name for s in children)
+        assert names == ["confide.record", "confide.redact", "confide.transcribe"], turn
+        assert max(s.end_time for s in children) <= final.end_time
+    # The second turn was transcribed at once, yet went out after the first one.
+    second = by_turn[1]
+    transcribed = next(
+        s.end_time
+        for s in spans
+        if s.name == "confide.transcribe" and s.parent.span_id == second.context.span_id
+    )
+    assert second.end_time - transcribed > 0.5e9
+    assert second.end_time >= by_turn[0].end_time
+    lags = [s.attributes["confide.audio_lag_ms"] for s in spans if s.name == "confide.vad"]
+    # Sent as fast as possible, the audio is read ahead of the call's own clock.
+    assert len(lags) == 2 and all(lag < 0 for lag in lags)
+
+
 def test_a_full_spool_is_an_error_event_and_the_call_goes_on(
     config, test_pki, codec, mono_recording
 ):
