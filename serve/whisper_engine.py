@@ -80,6 +80,7 @@ class WhisperEngine:
             finals_first=config.finals_first,
             max_batch=config.batch_max_size,
             max_wait_seconds=config.batch_max_wait_ms / 1000,
+            interim_workers=config.effective_interim_workers,
         )
         self._stale_after = config.interim_interval_seconds
         """An interim that waited this long for a thread is skipped."""

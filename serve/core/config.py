@@ -362,6 +362,11 @@ class TranscriberConfig(_ReplicaScaling):
     """A replica's waiting finals are decoded before its waiting interims
     (serve/decode_queue.py). Off only to measure what it buys (loadtests/bench.py
     --compare finals-first)."""
+    interim_workers: Annotated[int, Field(ge=1)] | None = None
+    """The most workers decoding interims at once; unset means all but one (at least
+    one; all without finals_first). A decode is not interrupted, so a final that
+    arrives while every worker decodes an interim waits; a worker kept free of interims
+    takes it at once (serve/decode_queue.py)."""
     batch_max_size: Annotated[int, Field(ge=1, le=256)] = 1
     """Turns one worker decodes together, from any calls: one batched encode and generate
     (serve/whisper_batch.py). Measured on 2 CPU cores: no gain (the encoder is compute
@@ -392,6 +397,14 @@ class TranscriberConfig(_ReplicaScaling):
     @property
     def effective_compute_type(self) -> str:
         return self.compute_type or ("float16" if self.device == "cuda" else "int8")
+
+    @property
+    def effective_interim_workers(self) -> int:
+        if not self.finals_first:  # first come, first served: no worker is kept back
+            return self.num_workers
+        if self.interim_workers is not None:
+            return min(self.interim_workers, self.num_workers)
+        return max(self.num_workers - 1, 1)
 
 
 class DialogueConfig(_ReplicaScaling):

@@ -167,3 +167,52 @@ def test_load_reports_how_long_finals_waited_and_how_busy_the_threads_were():
     assert stuck.final_wait_seconds >= 0.25 and stuck.busy_fraction < 0.2  # still decoding
     assert after.final_wait_seconds >= 0.25 and after.busy_fraction > 0.4
     assert idle.final_wait_seconds == 0 and idle.busy_fraction < 0.05
+
+
+def _final_while_interims_decode(interim_workers: int) -> tuple[list[str], bool]:
+    """Two workers; interims keep arriving and hold their worker until released. Which
+    ran, and whether a final that came last was decoded while they were held."""
+
+    async def scenario():
+        release = threading.Event()
+        ran: list[str] = []
+
+        def decode(batch):
+            name = batch[0].item
+            ran.append(name)
+            if name.startswith("i"):
+                release.wait()
+            return [name]
+
+        queue = DecodeQueue(decode, 2, interim_workers=interim_workers)
+        interims = [asyncio.ensure_future(queue.run(False, f"i{n}")) for n in range(3)]
+        await asyncio.sleep(0.1)
+        final = asyncio.ensure_future(queue.run(True, "f"))
+        done, _ = await asyncio.wait([final], timeout=0.5)
+        release.set()
+        await asyncio.gather(final, *interims)
+        queue.close()
+        return ran, bool(done)
+
+    return asyncio.run(scenario())
+
+
+def test_a_worker_kept_free_of_interims_takes_a_final_at_once():
+    ran, final_in_time = _final_while_interims_decode(interim_workers=1)
+    assert final_in_time
+    assert ran == ["i0", "f", "i1", "i2"]  # the interims one at a time, on one worker
+
+
+def test_interims_on_every_worker_hold_a_final_back():
+    ran, final_in_time = _final_while_interims_decode(interim_workers=2)
+    assert not final_in_time
+    assert sorted(ran[:2]) == ["i0", "i1"] and ran[2] == "f"
+
+
+def test_the_default_keeps_one_of_several_workers_free_of_interims():
+    from serve.core.config import TranscriberConfig
+
+    assert TranscriberConfig(num_workers=2).effective_interim_workers == 1
+    assert TranscriberConfig(num_workers=4).effective_interim_workers == 3
+    assert TranscriberConfig(num_workers=1).effective_interim_workers == 1  # or none at all
+    assert TranscriberConfig(num_workers=2, interim_workers=5).effective_interim_workers == 2
