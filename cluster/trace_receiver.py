@@ -191,6 +191,8 @@ STAGES = (
     ("transcription (gateway)", "confide.transcribe", None),
     ("decode (replica)", "confide.transcriber.decode", None),
     ("redaction", "confide.redact", None),
+    ("record write", "confide.record", None),
+    ("final: cut to sent", "confide.final", None),
     ("reply first token", "confide.dialogue.generate", "confide.first_delta_ms"),
     ("reply", "confide.reply", None),
 )
