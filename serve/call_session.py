@@ -374,7 +374,9 @@ class CallSession:
             attributes={"confide.channel": key[0], "confide.turn_index": key[1]},
         )
         self._final_spans[key] = span
-        self._emitter.submit(self._final(channel, final.turn, time.perf_counter(), ticket, key))
+        self._emitter.submit(
+            self._final(channel, final.turn, time.perf_counter(), ticket, (key, span))
+        )
 
     def _record_vad(self, channel: ChannelPipeline, final: FinalTurn) -> None:
         """One span per turn, from its first speech to the VAD cutting it. Its audio lag
@@ -431,16 +433,16 @@ class CallSession:
         turn: Turn,
         ended_at: float,
         ticket: Ticket,
-        key: tuple[int, int],
+        traced: tuple[tuple[int, int], Span],
     ) -> tuple[Event, ...]:
         """The final's events; its transcription, redaction and record writes are
         spans under its confide.final span, which `results` ends once it is sent."""
-        span = self._final_spans[key]
+        key, span = traced
         with trace.use_span(span, end_on_exit=False):
             events = await self._final_events(channel, turn, ended_at, ticket)
-        if not any(isinstance(e, pb.StreamCallResponse) for e in events):
-            del self._final_spans[key]  # nothing to send: silence, or a failure
-            span.end()
+        nothing_to_send = not any(isinstance(e, pb.StreamCallResponse) for e in events)
+        if nothing_to_send and self._final_spans.pop(key, None) is not None:
+            span.end()  # silence, or a failure (unless the call's end already ended it)
         return events
 
     async def _final_events(

@@ -135,7 +135,7 @@ class DecodeQueue(Generic[Item, Result]):
         it may take that waits (or arrives within max_wait), up to max_batch. Jobs whose
         caller left (a hang-up) are dropped."""
         batch: list[_Job] = []
-        deadline = None
+        deadline = 0.0
         with self._ready:
             while len(batch) < self._max_batch:
                 entry = self._next(interim_allowed=self._interim_allowed(batch))
@@ -143,8 +143,6 @@ class DecodeQueue(Generic[Item, Result]):
                     if not batch:
                         self._ready.wait()
                         continue
-                    if deadline is None:
-                        deadline = time.perf_counter() + self._max_wait
                     left = deadline - time.perf_counter()
                     if left <= 0:
                         break
@@ -152,17 +150,14 @@ class DecodeQueue(Generic[Item, Result]):
                     continue
                 job = entry[2]
                 if job is None:
-                    if batch:  # stop after this batch: the entry goes back for next time
-                        self._entries.append(entry)
-                        break
-                    return batch, True
+                    return batch, True  # stop, after this batch if there is one
                 if job.future.cancelled():
                     continue
                 if not job.final and all(j.final for j in batch):
                     self._interims_busy += 1
-                batch.append(job)
-                if deadline is None:
+                if not batch:
                     deadline = time.perf_counter() + self._max_wait
+                batch.append(job)
         return batch, False
 
     def _interim_allowed(self, batch: list[_Job]) -> bool:
