@@ -4,6 +4,7 @@ calls over mutual TLS, and a table of what it sustained.
     python -m loadtests.bench --calls 1,4,8,16 [--run-time 90] [--interim | --interims both]
                               [--agent] [--compare sealing|tracing|records|redaction|
                               data-key-cache|ray-tls|finals-first] [--breakdown]
+                              [--chunk-ms 20,100]
 
 Per N it reports end-of-turn -> final latency p50/p95, the transcriber's real-time
 factor (decode seconds per audio second), calls completed and refused, CPU (percent of
@@ -15,7 +16,9 @@ on two clusters that differ only in payload sealing or in tracing (exported over
 to a receiver in this process), and reports the ratio. `--breakdown` traces the cluster
 into that receiver and prints, per level, where a final's time went (the gateway's and
 the transcriber's spans): waiting to be sent, the trip to a replica, the replica's
-queue, decoding, the trip back, redaction.
+queue, decoding, the trip back, redaction. `--chunk-ms` sets how much audio each
+StreamCall message carries (20 ms, as telephony frames it, by default); a list runs
+every level once per size on the same cluster.
 
 Latencies count in each level's steady state only (Locust's --steady-state: from one
 call length after the start, when every user is in a call, until the run time ends).
@@ -29,6 +32,7 @@ import argparse
 import collections
 import contextlib
 import csv
+import itertools
 import os
 import resource
 import subprocess
@@ -96,6 +100,8 @@ class Row:
     interims: bool
     calls: int
     channels: int
+    chunk_ms: int
+    """Call audio per StreamCall message."""
     finals: int
     interims_delivered: int
     eot_final_p50_ms: float
@@ -224,9 +230,23 @@ def _store_bytes(state: Path) -> int:
     return entries + calls
 
 
+@dataclass(frozen=True)
+class Level:
+    """One load level: concurrent calls, whether they ask for interims, and how much
+    audio each StreamCall message carries."""
+
+    calls: int
+    interims: bool
+    chunk_ms: int = 20
+
+    @property
+    def name(self) -> str:
+        chunk = "" if self.chunk_ms == 20 else f"_{self.chunk_ms}ms"
+        return f"{self.calls}{'_interims' if self.interims else ''}{chunk}"
+
+
 def run_level(
-    calls: int,
-    interims: bool,
+    level: Level,
     target: str,
     tls_dir: Path,
     recording: Path,
@@ -235,7 +255,8 @@ def run_level(
     variant: str,
     state: Path,
 ) -> Row:
-    prefix = out / f"locust_{variant}_{calls}{'_interims' if interims else ''}"
+    calls, interims = level.calls, level.interims
+    prefix = out / f"locust_{variant}_{level.name}"
     before = transcriber_totals()
     store_before = _store_bytes(state)
     command = locust_command(
@@ -253,6 +274,7 @@ def run_level(
         command.insert(-1, "--interim")
     if args.agent:
         command.insert(-1, "--agent")
+    command[-1:-1] = ["--chunk-ms", str(level.chunk_ms)]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ReplicaMonitor() as monitor:
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -302,6 +324,7 @@ def run_level(
         interims=interims,
         calls=calls,
         channels=calls * read_wav(recording).channels,
+        chunk_ms=level.chunk_ms,
         finals=int(finals.get("Request Count", 0)),
         interims_delivered=int(_locust_row(stats_csv, "interim").get("Request Count", 0)),
         eot_final_p50_ms=float(finals.get("50%", "nan") or "nan"),
@@ -344,11 +367,14 @@ def plot(rows: list[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    series = list(dict.fromkeys((r.variant, r.interims) for r in rows))
-    for variant, interims in series:
-        part = [r for r in rows if (r.variant, r.interims) == (variant, interims)]
-        name = [variant] if len({v for v, _ in series}) > 1 else []
+    series = list(dict.fromkeys((r.variant, r.interims, r.chunk_ms) for r in rows))
+    for variant, interims, chunk_ms in series:
+        part = [
+            r for r in rows if (r.variant, r.interims, r.chunk_ms) == (variant, interims, chunk_ms)
+        ]
+        name = [variant] if len({v for v, _, _ in series}) > 1 else []
         name += ["with interims" if interims else "finals only"]
+        name += [f"{chunk_ms} ms chunks"] if len({c for _, _, c in series}) > 1 else []
         suffix = " " + ", ".join(name)
         channels = [r.channels for r in part]
         axis.plot(channels, [r.eot_final_p50_ms for r in part], "o-", label=f"p50{suffix}")
@@ -498,25 +524,23 @@ def _run_levels(
             tls_dir = client_tls_dir(config)
             levels = [int(n) for n in args.calls.split(",")]
             modes = {"off": [False], "on": [True], "both": [False, True]}[args.interims]
-            for interims in modes:
-                for calls in levels:
-                    target = f"localhost:{port}"
-                    started = time.time_ns()
-                    row = run_level(
-                        calls,
-                        interims,
-                        target,
-                        tls_dir,
-                        args.recording,
-                        args,
-                        out,
-                        variant,
-                        Path(state),
-                    )
-                    if windows is not None:
-                        windows.append((calls, started, time.time_ns()))
-                    rows.append(row)
-                    print_table([row], flush=True)
+            chunk_sizes = [int(ms) for ms in args.chunk_ms.split(",")]
+            for interims, chunk_ms, calls in itertools.product(modes, chunk_sizes, levels):
+                started = time.time_ns()
+                row = run_level(
+                    Level(calls, interims, chunk_ms),
+                    f"localhost:{port}",
+                    tls_dir,
+                    args.recording,
+                    args,
+                    out,
+                    variant,
+                    Path(state),
+                )
+                if windows is not None:
+                    windows.append((calls, started, time.time_ns()))
+                rows.append(row)
+                print_table([row], flush=True)
         return rows
 
 
@@ -546,7 +570,8 @@ def print_ratio(rows: list[Row], measured: str, baseline: str, p95_target_ms: fl
             (
                 r
                 for r in rows
-                if r.variant == baseline and (r.calls, r.interims) == (row.calls, row.interims)
+                if r.variant == baseline
+                and (r.calls, r.interims, r.chunk_ms) == (row.calls, row.interims, row.chunk_ms)
             ),
             None,
         )
@@ -630,6 +655,13 @@ def main() -> int:
     )
     parser.add_argument("--config", type=Path, help="Confide config for the cluster")
     parser.add_argument("--p95-target-ms", type=float, default=1000.0)
+    parser.add_argument(
+        "--chunk-ms",
+        default="20",
+        help="call audio per StreamCall message, milliseconds; a list runs every level once "
+        "per size on the same cluster (20 is what telephony sends; each message costs the "
+        "gateway and the load generator CPU)",
+    )
     parser.add_argument(
         "--compare",
         choices=sorted(COMPARISONS),

@@ -68,6 +68,9 @@ def _options(parser) -> None:
     parser.add_argument("--roles", default="customer,agent")
     parser.add_argument("--interim", action="store_true", help="ask for interim results")
     parser.add_argument("--agent", action="store_true", help="ask for agent replies")
+    parser.add_argument(
+        "--chunk-ms", type=int, default=20, help="audio per StreamCall message, milliseconds"
+    )
     parser.add_argument("--read-interval", type=float, default=2.0, help="RecordsReader pace")
     parser.add_argument(
         "--steady-state",
@@ -105,6 +108,7 @@ class ContactCenterCall(User):
         self._roles = options.roles.split(",")[: self._recording.channels]
         self._interim = options.interim
         self._agent = options.agent
+        self._chunk_ms = options.chunk_ms
         self._references = call_references(Path(options.recording), self._roles)
         # Live calls do not start in lockstep: the first calls start spread over one
         # call length, at the golden ratio's multiples, which stay evenly spread for any
@@ -170,6 +174,7 @@ class ContactCenterCall(User):
                 self._roles,
                 call_id,
                 self._interim,
+                chunk_ms=self._chunk_ms,
                 agent_replies=self._agent,
                 resume=resume,
             )
