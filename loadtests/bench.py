@@ -241,8 +241,15 @@ class Level:
 
     @property
     def name(self) -> str:
+        """For file names."""
         chunk = "" if self.chunk_ms == 20 else f"_{self.chunk_ms}ms"
         return f"{self.calls}{'_interims' if self.interims else ''}{chunk}"
+
+    @property
+    def label(self) -> str:
+        """For the printed breakdowns."""
+        chunk = "" if self.chunk_ms == 20 else f", {self.chunk_ms} ms chunks"
+        return f"{self.calls} calls{' with interims' if self.interims else ''}{chunk}"
 
 
 def run_level(
@@ -404,7 +411,7 @@ def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[
                 "otlp_endpoint": receiver.http_endpoint if http else receiver.endpoint,
                 "otlp_insecure": True,
             }
-        windows: list[tuple[int, int, int]] = []
+        windows: list[tuple[str, int, int]] = []
         rows = _run_levels(base, overrides, variant.name, args, out, windows)
         if traced:
             print(f"  spans received by the OTLP receiver: {len(receiver.spans)}")
@@ -415,7 +422,7 @@ def run_variant(base: ConfideConfig, variant: Variant, args, out: Path) -> list[
         return rows
 
 
-def print_breakdown(spans, windows: list[tuple[int, int, int]]) -> None:
+def print_breakdown(spans, windows: list[tuple[str, int, int]]) -> None:
     """Where finals spent their time, per level, from the spans of each final: the
     gateway's confide.vad (ends when the VAD cut the turn; its confide.audio_lag_ms is
     how far the gateway's reading trailed the call's clock then), confide.final (from the
@@ -442,7 +449,7 @@ def print_breakdown(spans, windows: list[tuple[int, int, int]]) -> None:
     for span in spans:
         if span.name == "confide.record":
             stored[span.parent_span_id].append(span)
-    for calls, start, end in windows:
+    for level, start, end in windows:
         parts: dict[str, list[float]] = collections.defaultdict(list)
         for final in finals.values():
             vad, whole, sent, redact = (final.get(name) for name in timed)
@@ -467,7 +474,7 @@ def print_breakdown(spans, windows: list[tuple[int, int, int]]) -> None:
                 parts["record"].append(sum(w.duration_ms for w in writes))
                 parts["waiting its turn"].append((whole.end_ns - done) / 1e6)
                 parts["cut -> out to the client"].append((whole.end_ns - vad.end_ns) / 1e6)
-        print(f"  {calls} calls: where finals' time went (ms, {len(parts['decode'])} finals)")
+        print(f"  {level}: where finals' time went (ms, {len(parts['decode'])} finals)")
         for part, times in parts.items():
             if not times:  # a level without finals
                 continue
@@ -480,20 +487,20 @@ def _p50_p95(times: list[float]) -> tuple[float, float]:
     return times[len(times) // 2], times[min(int(len(times) * 0.95), len(times) - 1)]
 
 
-def print_redaction_spans(spans, windows: list[tuple[int, int, int]]) -> None:
+def print_redaction_spans(spans, windows: list[tuple[str, int, int]]) -> None:
     """Each final's redaction as the gateway timed it (finals not held for a next one),
     per level: the latency redaction adds to a final under the benchmark's load."""
     redact = [
         s for s in spans if s.name == "confide.redact" and not s.attributes.get("confide.held")
     ]
-    for calls, start, end in windows:
+    for level, start, end in windows:
         times = sorted(s.duration_ms for s in redact if start <= s.start_ns <= end)
         if not times:
-            print(f"  {calls} calls: no confide.redact spans arrived")
+            print(f"  {level}: no confide.redact spans arrived")
             continue
         p50, p95 = _p50_p95(times)
         print(
-            f"  {calls} calls: redaction added per final (confide.redact, {len(times)} finals): "
+            f"  {level}: redaction added per final (confide.redact, {len(times)} finals): "
             f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {times[-1]:.1f} ms"
         )
 
@@ -504,9 +511,10 @@ def _run_levels(
     variant: str,
     args,
     out: Path,
-    windows: list[tuple[int, int, int]] | None = None,
+    windows: list[tuple[str, int, int]] | None = None,
 ) -> list[Row]:
-    """Every level on one cluster; `windows` gets (calls, start, end) in epoch ns."""
+    """Every level on one cluster; `windows` gets (level's label, start, end) in epoch
+    ns."""
     with tempfile.TemporaryDirectory(prefix="confide-bench-") as state:
         dialogue: dict = {"enabled": args.agent}
         if args.agent and base.dialogue.model_dir is None:
@@ -526,9 +534,10 @@ def _run_levels(
             modes = {"off": [False], "on": [True], "both": [False, True]}[args.interims]
             chunk_sizes = [int(ms) for ms in args.chunk_ms.split(",")]
             for interims, chunk_ms, calls in itertools.product(modes, chunk_sizes, levels):
+                level = Level(calls, interims, chunk_ms)
                 started = time.time_ns()
                 row = run_level(
-                    Level(calls, interims, chunk_ms),
+                    level,
                     f"localhost:{port}",
                     tls_dir,
                     args.recording,
@@ -538,7 +547,7 @@ def _run_levels(
                     Path(state),
                 )
                 if windows is not None:
-                    windows.append((calls, started, time.time_ns()))
+                    windows.append((level.label, started, time.time_ns()))
                 rows.append(row)
                 print_table([row], flush=True)
         return rows

@@ -40,7 +40,7 @@ def test_a_finals_time_is_split_between_the_gateway_and_the_replica(capsys):
         # An interim of the same turn is not a final's time.
         _span("confide.transcribe", "i", 900, 990, **{"confide.interim": True}),
     ]
-    print_breakdown(spans, [(4, 0, 2000 * MS), (8, 5000 * MS, 6000 * MS)])
+    print_breakdown(spans, [("4 calls", 0, 2000 * MS), ("8 calls", 5000 * MS, 6000 * MS)])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "  4 calls: where finals' time went (ms, 1 finals)"
     parts = {line[:30].strip(): line[30:].split() for line in lines[1:12]}

@@ -18,6 +18,12 @@ def test_each_chunk_size_and_interim_mode_writes_its_own_locust_files():
     assert Level(12, True).name == "12_interims"
 
 
+def test_a_breakdown_names_a_level_by_everything_that_sets_it_apart():
+    assert Level(16, False).label == "16 calls"
+    assert Level(12, True).label == "12 calls with interims"
+    assert Level(16, False, 100).label == "16 calls, 100 ms chunks"
+
+
 @pytest.mark.parametrize("chunk_ms", [20, 100])
 def test_a_live_call_sends_its_audio_in_chunks_of_the_asked_length_ready_at_their_end(
     chunk_ms: int,
