@@ -59,12 +59,16 @@ def transcode(recording: Recording, encoding: Encoding, sample_rate: int) -> Rec
     )
 
 
+CHUNK_MS = 20
+"""Call audio per StreamCall message by default: how telephony frames it (RTP's 20 ms)."""
+
+
 def call_requests(
     recording: Recording,
     roles: list[str],
     call_id: str | None = None,
     interim_results: bool = False,
-    chunk_ms: int = 20,
+    chunk_ms: int = CHUNK_MS,
     agent_replies: bool = False,
     record: bool | None = None,
     resume: pb.CallResume | None = None,
@@ -132,7 +136,7 @@ async def stream_call(
     interim_results: bool = False,
     realtime: bool = True,
     on_event: Callable[[pb.StreamCallResponse, float], None] | None = None,
-    chunk_ms: int = 20,
+    chunk_ms: int = CHUNK_MS,
     agent_replies: bool = False,
     record: bool | None = None,
 ) -> CallResult:

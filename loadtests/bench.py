@@ -46,6 +46,7 @@ from pathlib import Path
 import psutil
 
 from cluster import lifecycle, models
+from cluster.client import CHUNK_MS
 from cluster.trace_receiver import TraceReceiver
 from loadtests.load import client_tls_dir, locust_command, replica_niceness, replica_processes
 from serve.core.config import ConfideConfig, load_config
@@ -237,18 +238,18 @@ class Level:
 
     calls: int
     interims: bool
-    chunk_ms: int = 20
+    chunk_ms: int = CHUNK_MS
 
     @property
     def name(self) -> str:
         """For file names."""
-        chunk = "" if self.chunk_ms == 20 else f"_{self.chunk_ms}ms"
+        chunk = "" if self.chunk_ms == CHUNK_MS else f"_{self.chunk_ms}ms"
         return f"{self.calls}{'_interims' if self.interims else ''}{chunk}"
 
     @property
     def label(self) -> str:
         """For the printed breakdowns."""
-        chunk = "" if self.chunk_ms == 20 else f", {self.chunk_ms} ms chunks"
+        chunk = "" if self.chunk_ms == CHUNK_MS else f", {self.chunk_ms} ms chunks"
         return f"{self.calls} calls{' with interims' if self.interims else ''}{chunk}"
 
 
@@ -666,7 +667,7 @@ def main() -> int:
     parser.add_argument("--p95-target-ms", type=float, default=1000.0)
     parser.add_argument(
         "--chunk-ms",
-        default="20",
+        default=str(CHUNK_MS),
         help="call audio per StreamCall message, milliseconds; a list runs every level once "
         "per size on the same cluster (20 is what telephony sends; each message costs the "
         "gateway and the load generator CPU)",

@@ -51,7 +51,7 @@ import grpc
 import grpc.experimental.gevent as grpc_gevent
 from locust import User, events, task
 
-from cluster.client import call_requests, ended_by_status
+from cluster.client import CHUNK_MS, call_requests, ended_by_status
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc, records_pb2, records_pb2_grpc
 from loadtests.corpus import call_references, call_wer
@@ -69,7 +69,7 @@ def _options(parser) -> None:
     parser.add_argument("--interim", action="store_true", help="ask for interim results")
     parser.add_argument("--agent", action="store_true", help="ask for agent replies")
     parser.add_argument(
-        "--chunk-ms", type=int, default=20, help="audio per StreamCall message, milliseconds"
+        "--chunk-ms", type=int, default=CHUNK_MS, help="audio per StreamCall message, milliseconds"
     )
     parser.add_argument("--read-interval", type=float, default=2.0, help="RecordsReader pace")
     parser.add_argument(
