@@ -1,11 +1,13 @@
 """One call's outgoing events: ordered work, side streams, and an end that always comes.
 
 Work submitted with `submit` (a turn's transcription) is emitted in submission order,
-whatever order it completes in. A side stream (an agent reply) is emitted as it yields,
-and can be cut with the task `stream` returns. The emitter owns every task it starts:
-`events` ends once `close` was called and everything is done, and its `finally` cancels
-whatever is still running, so a failure or a hang-up never leaves a task behind or a
-reader waiting.
+whatever order it completes in. Provisional work (an interim, which the turn's final
+supersedes) never holds later work back: when firm work submitted after it finishes
+first, or the emitter closes, the provisional work is cancelled and emits nothing. A
+side stream (an agent reply) is emitted as it yields, and can be cut with the task
+`stream` returns. The emitter owns every task it starts: `events` ends once `close`
+was called and everything is done, and its `finally` cancels whatever is still
+running, so a failure or a hang-up never leaves a task behind or a reader waiting.
 
 Events wait for the reader in a bounded buffer: when the client stops reading, work and
 side streams stop at their next event (backpressure), and `backlog` tells the caller how
@@ -41,15 +43,24 @@ class OrderedEmitter(Generic[T]):
         self._tasks: set[asyncio.Task] = set()
         self._side: set[asyncio.Task] = set()
         self._submitted: set[asyncio.Task] = set()
+        self._provisional: set[asyncio.Task] = set()
+        self._firm_queued: set[asyncio.Task] = set()  # firm work not yet drained
+        self._overtaken = asyncio.Event()  # set when firm work finishes, or on close
         self._closed = False
 
-    def submit(self, work: Awaitable[Sequence[T]]) -> None:
-        """Emit work's events (possibly none) after everything submitted before it."""
+    def submit(self, work: Awaitable[Sequence[T]], provisional: bool = False) -> None:
+        """Emit work's events (possibly none) after everything submitted before it;
+        provisional work only if it finishes before any firm work submitted after it."""
         if self._closed:
             raise RuntimeError("the emitter was closed")
         task = self._own(asyncio.ensure_future(work))
         self._submitted.add(task)
         task.add_done_callback(self._submitted.discard)
+        if provisional:
+            self._provisional.add(task)
+        else:
+            self._firm_queued.add(task)
+            task.add_done_callback(lambda _: self._overtaken.set())
         self._ordered.put_nowait(task)
 
     def stream(self, events: AsyncIterator[T]) -> asyncio.Task[None]:
@@ -83,6 +94,7 @@ class OrderedEmitter(Generic[T]):
         """Nothing more will be submitted; side streams may still start."""
         if not self._closed:
             self._closed = True
+            self._overtaken.set()
             self._ordered.put_nowait(None)
 
     async def events(self) -> AsyncIterator[T]:
@@ -126,9 +138,29 @@ class OrderedEmitter(Generic[T]):
         with self._failures_to_events():
             while (task := await self._ordered.get()) is not None:
                 self._taken.set()
+                self._firm_queued.discard(task)
+                if task in self._provisional:
+                    self._provisional.discard(task)
+                    if not await self._finishes_first(task):
+                        task.cancel()
+                        continue
                 for event in await task:
                     await self._put(event)
             self._out.put_nowait(_ORDERED_DONE)
+
+    async def _finishes_first(self, task: asyncio.Task) -> bool:
+        """Whether provisional `task` finishes before any firm work queued after it
+        (and before the emitter closes)."""
+        while not task.done():
+            self._overtaken.clear()
+            if self._closed or any(firm.done() for firm in self._firm_queued):
+                return False
+            overtaken = asyncio.ensure_future(self._overtaken.wait())
+            try:
+                await asyncio.wait({task, overtaken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                overtaken.cancel()
+        return True
 
     async def _forward(self, events: AsyncIterator[T]) -> None:
         with self._failures_to_events():

@@ -115,3 +115,80 @@ def test_a_reader_that_stops_reading_holds_back_work_and_side_streams():
     everything = [first, *rest]
     assert [e for e in everything if e.startswith("final")] == [f"final {n}" for n in range(8)]
     assert [e for e in everything if e.startswith("delta")] == [f"delta {n}" for n in range(10)]
+
+
+def test_provisional_work_that_finishes_first_keeps_its_place():
+    async def scenario():
+        emitter = OrderedEmitter()
+        emitter.submit(_after(0.05, "interim"), provisional=True)
+        emitter.submit(_after(0.2, "final"))
+        got = []
+        async for event in emitter.events():
+            got.append(event)
+            if event == "final":
+                emitter.close()
+        return got
+
+    assert _collect(scenario) == ["interim", "final"]
+
+
+def test_firm_work_that_finishes_first_drops_the_provisional_work_before_it():
+    """An interim still decoding when a later final is ready never delays the final: it
+    is cancelled, and says nothing."""
+    cancelled = []
+
+    async def slow_interim():
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return ("late interim",)
+
+    async def scenario():
+        emitter = OrderedEmitter()
+        emitter.submit(slow_interim(), provisional=True)
+        emitter.submit(_after(0.1, "final"))
+        started = asyncio.get_running_loop().time()
+        got = []
+        async for event in emitter.events():
+            got.append((event, asyncio.get_running_loop().time() - started))
+            emitter.close()
+        return got
+
+    got = _collect(scenario)
+    assert [event for event, _ in got] == ["final"]
+    assert got[0][1] < 1.0  # out as soon as it was ready, not after the interim's 5 s
+    assert cancelled == [True]
+
+
+def test_a_provisional_is_not_dropped_for_another_provisional():
+    """Interims of two channels: the later one finishing first does not cut the earlier
+    one; they go out in order."""
+
+    async def scenario():
+        emitter = OrderedEmitter()
+        emitter.submit(_after(0.2, "interim a"), provisional=True)
+        emitter.submit(_after(0.0, "interim b"), provisional=True)
+        got = []
+        async for event in emitter.events():
+            got.append(event)
+            if event == "interim b":
+                emitter.close()
+        return got
+
+    assert _collect(scenario) == ["interim a", "interim b"]
+
+
+def test_closing_drops_an_unfinished_provisional():
+    async def scenario():
+        emitter = OrderedEmitter()
+        emitter.submit(_after(0.0, "final"))
+        emitter.submit(_after(5, "interim"), provisional=True)
+        got = []
+        async for event in emitter.events():
+            got.append(event)
+            emitter.close()  # the call ended: its open turn's final came before
+        return got
+
+    assert _collect(scenario) == ["final"]
