@@ -50,8 +50,15 @@ def run(command: list[str], env: dict, timeout: float = 300) -> str:
 
 
 def run_python(script: str, env: dict) -> dict:
-    """The JSON that `script` prints last."""
-    return json.loads(run([sys.executable, "-c", script], env).strip().splitlines()[-1])
+    """The JSON object that `script` prints last. Ray may print its own lines after it
+    (a node-loss run once ended with "raylet has lagging heartbeats ..."), so the last
+    line that is a JSON object counts, not the last line."""
+    stdout = run([sys.executable, "-c", script], env)
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(line)
+    raise AssertionError(f"no JSON object in the script's output: {stdout[-2000:]!r}")
 
 
 @contextlib.contextmanager
