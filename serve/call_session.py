@@ -158,7 +158,8 @@ class CallSession:
             if _customer(channel.role) and step.blip:
                 self._reply_to(self._turn_taking.speech_stopped(channel.index))
             if step.interim is not None and self._emitter.backlog < INTERIM_SKIP_BACKLOG:
-                self._emitter.submit(self._interim(channel, step.interim), provisional=True)
+                interim = self._interim(channel, step.interim)
+                self._emitter.submit(interim, provisional=channel.index)  # newest wins
 
     def pause(self) -> None:
         """PCI pause: finalise the open turns, then drop audio unheard until resume."""

@@ -3,11 +3,13 @@
 Work submitted with `submit` (a turn's transcription) is emitted in submission order,
 whatever order it completes in. Provisional work (an interim, which the turn's final
 supersedes) never holds later work back: when firm work submitted after it finishes
-first, or the emitter closes, the provisional work is cancelled and emits nothing. A
-side stream (an agent reply) is emitted as it yields, and can be cut with the task
-`stream` returns. The emitter owns every task it starts: `events` ends once `close`
-was called and everything is done, and its `finally` cancels whatever is still
-running, so a failure or a hang-up never leaves a task behind or a reader waiting.
+first, or the emitter closes, the provisional work is cancelled and emits nothing; and
+when it is held up behind earlier work, only the newest finished provisional work of
+its kind (an interim of its channel) goes out, not each in turn. A side stream (an
+agent reply) is emitted as it yields, and can be cut with the task `stream` returns.
+The emitter owns every task it starts: `events` ends once `close` was called and
+everything is done, and its `finally` cancels whatever is still running, so a failure
+or a hang-up never leaves a task behind or a reader waiting.
 
 Events wait for the reader in a bounded buffer: when the client stops reading, work and
 side streams stop at their next event (backpressure), and `backlog` tells the caller how
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -43,21 +45,23 @@ class OrderedEmitter(Generic[T]):
         self._tasks: set[asyncio.Task] = set()
         self._side: set[asyncio.Task] = set()
         self._submitted: set[asyncio.Task] = set()
-        self._provisional: set[asyncio.Task] = set()
+        self._provisional: dict[asyncio.Task, Hashable] = {}  # not yet drained: its kind
         self._firm_queued: set[asyncio.Task] = set()  # firm work not yet drained
         self._overtaken = asyncio.Event()  # set when firm work finishes, or on close
         self._closed = False
 
-    def submit(self, work: Awaitable[Sequence[T]], provisional: bool = False) -> None:
-        """Emit work's events (possibly none) after everything submitted before it;
-        provisional work only if it finishes before any firm work submitted after it."""
+    def submit(self, work: Awaitable[Sequence[T]], provisional: Hashable | None = None) -> None:
+        """Emit work's events (possibly none) after everything submitted before it.
+        Provisional work names its kind (an interim: its channel) and is emitted only
+        if it finishes before any firm work submitted after it, and no later work of
+        its kind has finished by the time its turn comes."""
         if self._closed:
             raise RuntimeError("the emitter was closed")
         task = self._own(asyncio.ensure_future(work))
         self._submitted.add(task)
         task.add_done_callback(self._submitted.discard)
-        if provisional:
-            self._provisional.add(task)
+        if provisional is not None:
+            self._provisional[task] = provisional
         else:
             self._firm_queued.add(task)
             task.add_done_callback(lambda _: self._overtaken.set())
@@ -140,8 +144,8 @@ class OrderedEmitter(Generic[T]):
                 self._taken.set()
                 self._firm_queued.discard(task)
                 if task in self._provisional:
-                    self._provisional.discard(task)
-                    if not await self._finishes_first(task):
+                    kind = self._provisional.pop(task)
+                    if not await self._finishes_first(task) or self._newer_done(kind):
                         task.cancel()
                         continue
                 for event in await task:
@@ -161,6 +165,15 @@ class OrderedEmitter(Generic[T]):
             finally:
                 overtaken.cancel()
         return True
+
+    def _newer_done(self, kind: Hashable) -> bool:
+        """Whether provisional work of `kind` submitted later has finished already
+        (newest wins: the older one would only go out to be replaced at once)."""
+        return any(
+            task.done() and not task.cancelled()
+            for task, other in self._provisional.items()
+            if other == kind
+        )
 
     async def _forward(self, events: AsyncIterator[T]) -> None:
         with self._failures_to_events():

@@ -120,7 +120,7 @@ def test_a_reader_that_stops_reading_holds_back_work_and_side_streams():
 def test_provisional_work_that_finishes_first_keeps_its_place():
     async def scenario():
         emitter = OrderedEmitter()
-        emitter.submit(_after(0.05, "interim"), provisional=True)
+        emitter.submit(_after(0.05, "interim"), provisional="a")
         emitter.submit(_after(0.2, "final"))
         got = []
         async for event in emitter.events():
@@ -147,7 +147,7 @@ def test_firm_work_that_finishes_first_drops_the_provisional_work_before_it():
 
     async def scenario():
         emitter = OrderedEmitter()
-        emitter.submit(slow_interim(), provisional=True)
+        emitter.submit(slow_interim(), provisional="a")
         emitter.submit(_after(0.1, "final"))
         started = asyncio.get_running_loop().time()
         got = []
@@ -168,8 +168,8 @@ def test_a_provisional_is_not_dropped_for_another_provisional():
 
     async def scenario():
         emitter = OrderedEmitter()
-        emitter.submit(_after(0.2, "interim a"), provisional=True)
-        emitter.submit(_after(0.0, "interim b"), provisional=True)
+        emitter.submit(_after(0.2, "interim a"), provisional="channel 0")
+        emitter.submit(_after(0.0, "interim b"), provisional="channel 1")
         got = []
         async for event in emitter.events():
             got.append(event)
@@ -184,7 +184,7 @@ def test_closing_drops_an_unfinished_provisional():
     async def scenario():
         emitter = OrderedEmitter()
         emitter.submit(_after(0.0, "final"))
-        emitter.submit(_after(5, "interim"), provisional=True)
+        emitter.submit(_after(5, "interim"), provisional="a")
         got = []
         async for event in emitter.events():
             got.append(event)
@@ -192,3 +192,24 @@ def test_closing_drops_an_unfinished_provisional():
         return got
 
     assert _collect(scenario) == ["final"]
+
+
+def test_behind_held_work_only_the_newest_provisional_of_a_kind_goes_out():
+    """A final held for redaction: the next turn's interims that finish meanwhile are
+    not all sent the moment it goes out; only each channel's newest."""
+
+    async def scenario():
+        emitter = OrderedEmitter()
+        emitter.submit(_after(0.3, "held final"))
+        emitter.submit(_after(0.0, "interim 1 ch0"), provisional="channel 0")
+        emitter.submit(_after(0.0, "interim 1 ch1"), provisional="channel 1")
+        emitter.submit(_after(0.0, "interim 2 ch0"), provisional="channel 0")
+        emitter.submit(_after(0.0, "interim 3 ch0"), provisional="channel 0")
+        got = []
+        async for event in emitter.events():
+            got.append(event)
+            if event == "interim 3 ch0":
+                emitter.close()
+        return got
+
+    assert _collect(scenario) == ["held final", "interim 1 ch1", "interim 3 ch0"]
