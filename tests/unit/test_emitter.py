@@ -23,6 +23,16 @@ def _collect(scenario):
     return asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
+async def _events_until(emitter: OrderedEmitter, last: str) -> list[str]:
+    """Every event, closing the emitter once `last` came (nothing more is submitted)."""
+    got = []
+    async for event in emitter.events():
+        got.append(event)
+        if event == last:
+            emitter.close()
+    return got
+
+
 def test_ordered_work_leaves_in_submission_order():
     async def scenario():
         emitter = OrderedEmitter()
@@ -122,12 +132,7 @@ def test_provisional_work_that_finishes_first_keeps_its_place():
         emitter = OrderedEmitter()
         emitter.submit(_after(0.05, "interim"), provisional="a")
         emitter.submit(_after(0.2, "final"))
-        got = []
-        async for event in emitter.events():
-            got.append(event)
-            if event == "final":
-                emitter.close()
-        return got
+        return await _events_until(emitter, "final")
 
     assert _collect(scenario) == ["interim", "final"]
 
@@ -170,12 +175,7 @@ def test_a_provisional_is_not_dropped_for_another_provisional():
         emitter = OrderedEmitter()
         emitter.submit(_after(0.2, "interim a"), provisional="channel 0")
         emitter.submit(_after(0.0, "interim b"), provisional="channel 1")
-        got = []
-        async for event in emitter.events():
-            got.append(event)
-            if event == "interim b":
-                emitter.close()
-        return got
+        return await _events_until(emitter, "interim b")
 
     assert _collect(scenario) == ["interim a", "interim b"]
 
@@ -205,11 +205,6 @@ def test_behind_held_work_only_the_newest_provisional_of_a_kind_goes_out():
         emitter.submit(_after(0.0, "interim 1 ch1"), provisional="channel 1")
         emitter.submit(_after(0.0, "interim 2 ch0"), provisional="channel 0")
         emitter.submit(_after(0.0, "interim 3 ch0"), provisional="channel 0")
-        got = []
-        async for event in emitter.events():
-            got.append(event)
-            if event == "interim 3 ch0":
-                emitter.close()
-        return got
+        return await _events_until(emitter, "interim 3 ch0")
 
     assert _collect(scenario) == ["held final", "interim 1 ch1", "interim 3 ch0"]
