@@ -31,6 +31,34 @@ def vllm_environment(config: DialogueConfig, state_dir: Path) -> dict[str, str]:
     }
 
 
+BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+"""/proc/cpuinfo flags of CPUs that compute in bfloat16 (x86: AVX512-BF16, AMX; Arm: BF16)."""
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags (x86 "flags", Arm "Features"); none if unreadable."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return frozenset(flags)
+
+
+def engine_dtype(config: DialogueConfig, flags: frozenset[str]) -> str:
+    """The dtype handed to vLLM. Its "auto" takes bfloat16 on every CPU, and a CPU without
+    bfloat16 instructions emulates it: on this AVX2 machine a reply's first token came
+    4-6x later than in float32, decoding no faster (loadtests/dialogue_speed.py).
+    PyTorch's AMP notes advise float32 there too; GPUs and bfloat16 CPUs keep "auto"."""
+    if config.dtype != "auto" or config.num_gpus > 0 or flags & BFLOAT16_CPU_FLAGS:
+        return config.dtype
+    return "float32"
+
+
 def cache_salt(tenant: str) -> str:
     """The tenant's prefix-cache salt: the same prompt of two tenants hashes to
     different blocks (vLLM's cache_salt)."""
@@ -67,7 +95,7 @@ class VllmEngine:
             AsyncEngineArgs(
                 model=model_dir,
                 max_model_len=config.max_model_len,
-                dtype=config.dtype,
+                dtype=engine_dtype(config, cpu_flags()),
                 enforce_eager=config.enforce_eager,
                 tensor_parallel_size=config.tensor_parallel_size,
                 gpu_memory_utilization=config.gpu_memory_utilization,

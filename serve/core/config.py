@@ -425,7 +425,9 @@ class DialogueConfig(_ReplicaScaling):
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.3
     """Sampling temperature; 0 is greedy."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights and activations dtype (vLLM's --dtype)."""
+    """Weights and activations dtype (vLLM's --dtype). "auto" is vLLM's choice, except
+    on a CPU replica without bfloat16 instructions: float32 there (emulated bfloat16 made
+    the first reply token 4-6x later)."""
     enforce_eager: bool = True
     """Skip graph compilation: the engine started in 22 s here; compiling adds minutes."""
     tensor_parallel_size: Annotated[int, Field(ge=1)] = 1

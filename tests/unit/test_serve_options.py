@@ -1,7 +1,8 @@
 """Serve options derive from the one typed config (no cluster needed)."""
 
 from serve import dialogue, gateway, transcriber
-from serve.core.config import ConfideConfig
+from serve.core.config import ConfideConfig, DialogueConfig
+from serve.vllm_engine import cpu_flags, engine_dtype
 
 
 def test_fixed_replicas_or_autoscaling_never_both():
@@ -38,3 +39,23 @@ def test_gateway_replicas_follow_config():
     options = gateway.serve_options(config.gateway)
     assert options["num_replicas"] == 2
     assert options["ray_actor_options"]["num_cpus"] == 0.5
+
+
+X86_AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: avx2\n"
+X86_SAPPHIRE_RAPIDS = "flags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+ARM_NEOVERSE_V1 = "Features\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_auto_dtype_is_float32_on_a_cpu_without_bfloat16_instructions(tmp_path):
+    def flags(text: str) -> frozenset[str]:
+        (tmp_path / "cpuinfo").write_text(text)
+        return cpu_flags(tmp_path / "cpuinfo")
+
+    cpu = DialogueConfig()
+    assert engine_dtype(cpu, flags(X86_AVX2)) == "float32"
+    assert engine_dtype(cpu, flags(X86_SAPPHIRE_RAPIDS)) == "auto"
+    assert engine_dtype(cpu, flags(ARM_NEOVERSE_V1)) == "auto"
+    assert engine_dtype(cpu, cpu_flags(tmp_path / "absent")) == "float32"
+    # A GPU replica and an explicit choice are left to vLLM and the operator.
+    assert engine_dtype(DialogueConfig(num_gpus=1), flags(X86_AVX2)) == "auto"
+    assert engine_dtype(DialogueConfig(dtype="bfloat16"), flags(X86_AVX2)) == "bfloat16"
