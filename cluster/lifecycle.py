@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster import shared_memory
+from cluster import ipc_sockets, shared_memory
 from serve.core.allowlist import confide_logger, plain_type
 from serve.core.config import ConfideConfig, TlsFiles
 from serve.core.secret_files import write_secret
@@ -34,7 +34,7 @@ class ClusterState:
     started_ray: bool
     """True when `confide up` started the Ray head itself (so `down` stops it)."""
     started_at: float = 0.0
-    """time.time() when `up` started the head: `down` sweeps shared memory left since."""
+    """time.time() when `up` started the head: `down` sweeps what was left since."""
 
     @staticmethod
     def path(config: ConfideConfig) -> Path:
@@ -170,7 +170,15 @@ def embedded(
         with contextlib.suppress(Exception):
             serve.shutdown()
         ray.shutdown()
-        shared_memory.sweep(started)
+        _sweep_leftovers(started)
+
+
+def _sweep_leftovers(since: float) -> None:
+    """What the cluster's killed processes left on this machine since it started: shared
+    memory that held prompt token ids, and vLLM's socket files (swept second: the first
+    waits until no process of the cluster maps its segments, so none is still bound)."""
+    shared_memory.sweep(since)
+    ipc_sockets.sweep(since)
 
 
 def drain_gateways(config: ConfideConfig) -> None:
@@ -288,7 +296,7 @@ def down(config: ConfideConfig) -> bool:
         # The head is this machine's own process: `ray stop` ends it either way.
         stopped = subprocess.run([_ray_cli(), "stop"], check=False, stdout=subprocess.DEVNULL)
         removed = stopped.returncode == 0
-        shared_memory.sweep(state.started_at)
+        _sweep_leftovers(state.started_at)
     if not removed:
         raise ClusterUnreachable(
             f"could not reach the Ray cluster at {state.ray_address}; "

@@ -13,7 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
-from cluster import lifecycle, shared_memory
+from cluster import ipc_sockets, lifecycle, shared_memory
 from cluster.client import aio_channel, stream_call
 from confide.v1 import call_pb2 as pb
 from confide.v1 import call_pb2_grpc
@@ -63,10 +63,12 @@ def dialogue_cluster(test_pki, model_dir, tmp_path_factory):
         from serve.app import APP_NAME
 
         yield f"localhost:{port}", serve.get_deployment_handle("Dialogue", APP_NAME), config
-    # vLLM passed prompt token ids through /dev/shm, and the last test killed its engine
-    # core: nothing of it may outlive the cluster.
+    # vLLM passed prompt token ids through /dev/shm and bound socket files, and the last
+    # test killed its engine core: nothing of it may outlive the cluster.
     orphans, _ = shared_memory.scan(started)
     assert orphans == [], f"{len(orphans)} shared-memory segments outlived the cluster"
+    sockets = ipc_sockets.scan(started)
+    assert sockets == [], f"{len(sockets)} of vLLM's socket files outlived the cluster"
 
 
 def _customer_call(two_channel_call: Recording, gap_seconds: float, repeats: int) -> Recording:
