@@ -3,7 +3,8 @@
     python -m loadtests.dialogue_speed [--dtypes bfloat16,float32] [--rounds 2] [--repeats 3]
 
 Runs the dialogue engine as a replica does (serve/vllm_engine.py's VllmEngine on the
-prepared SmolLM2 model, the config's defaults otherwise) in a child process per dtype,
+SmolLM2 model `confide models prepare` builds, prepared first if missing; the config's
+defaults otherwise, greedy) in a child process per dtype,
 the dtypes alternating round by round, so that both see the same machine. Each engine
 answers conversations of three lengths: a call's first turn, a call some turns in, and
 one that fills the context. Every request's conversation is new (a leading serial
@@ -37,12 +38,14 @@ def measure(dtype: str, repeats: int, max_tokens: int) -> list[dict]:
     """In this process: one engine, every conversation `repeats` times, after a warm-up."""
     import os
 
+    from cluster import models
     from serve.core.config import ConfideConfig, DialogueConfig
     from serve.messages import DialogueRequest
     from serve.vllm_engine import VllmEngine, vllm_environment
 
     base = ConfideConfig()
     config = DialogueConfig(dtype=dtype, temperature=0.0)
+    models.prepare(base.dialogue_model_dir, progress=False)
     os.environ.update(vllm_environment(config, base.state_path))
     engine = VllmEngine(config, str(base.dialogue_model_dir))
     serial = iter(range(10**6))
